@@ -1,0 +1,2 @@
+//! The resource-server side of Tessera.
+#![forbid(unsafe_code)]

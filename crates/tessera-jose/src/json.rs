@@ -1,0 +1,249 @@
+//! Strict JSON checks that serde_json does not make: duplicate member names and
+//! nesting depth. A document passes [`check`] before it is deserialized.
+//!
+//! The scanner walks the structure only; serde_json still validates numbers,
+//! literals and escapes when it parses the document afterwards.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use crate::error::{Error, Result};
+
+/// Default limit on how deep objects and arrays may nest.
+pub const DEFAULT_MAX_DEPTH: usize = 32;
+
+/// Refuses `bytes` if any object repeats a member name (compared after unescaping)
+/// or if objects and arrays nest deeper than `max_depth`.
+pub(crate) fn check(bytes: &[u8], max_depth: usize) -> Result<()> {
+    let mut s = Scanner {
+        bytes,
+        pos: 0,
+        max_depth,
+    };
+    s.skip_ws();
+    s.value(0)?;
+    s.skip_ws();
+    if s.pos != bytes.len() {
+        return Err(Error::malformed("trailing characters after the JSON document"));
+    }
+    Ok(())
+}
+
+/// Parses a JSON object after [`check`]ing it.
+pub(crate) fn from_slice<'a, T: serde::Deserialize<'a>>(
+    bytes: &'a [u8],
+    max_depth: usize,
+    what: &'static str,
+) -> Result<T> {
+    check(bytes, max_depth)?;
+    serde_json::from_slice(bytes).map_err(|e| Error::malformed(format!("{what}: {}", clean(&e))))
+}
+
+/// A serde_json error message without the input position noise, never with input text.
+pub(crate) fn clean(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.find(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    max_depth: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn expect(&mut self, b: u8) -> Result<()> {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(Error::malformed("invalid JSON"))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<()> {
+        match self.peek() {
+            Some(b'{') => self.object(depth + 1),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
+                // Numbers and literals: serde_json checks their exact grammar later.
+                while let Some(b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'E') = self.peek() {
+                    self.pos += 1;
+                }
+                Ok(())
+            }
+            _ => Err(Error::malformed("invalid JSON")),
+        }
+    }
+
+    fn enter(&self, depth: usize) -> Result<()> {
+        if depth > self.max_depth {
+            return Err(Error::malformed(format!(
+                "JSON nests deeper than {} levels",
+                self.max_depth
+            )));
+        }
+        Ok(())
+    }
+
+    fn object(&mut self, depth: usize) -> Result<()> {
+        self.enter(depth)?;
+        self.pos += 1;
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        // Objects in tokens are small: compare linearly, switch to a set past a few dozen.
+        let mut keys: Vec<Cow<'a, str>> = Vec::new();
+        let mut set: Option<HashSet<Cow<'a, str>>> = None;
+        loop {
+            self.skip_ws();
+            let key = self.string()?;
+            let duplicate = match &mut set {
+                Some(set) => !set.insert(key.clone()),
+                None => {
+                    let dup = keys.contains(&key);
+                    keys.push(key.clone());
+                    if keys.len() > 32 {
+                        set = Some(keys.drain(..).collect());
+                    }
+                    dup
+                }
+            };
+            if duplicate {
+                return Err(Error::malformed(format!(
+                    "duplicate JSON member name {:?}",
+                    truncate(&key)
+                )));
+            }
+            self.skip_ws();
+            self.expect(b':')?;
+            self.skip_ws();
+            self.value(depth)?;
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(Error::malformed("invalid JSON")),
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<()> {
+        self.enter(depth)?;
+        self.pos += 1;
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.skip_ws();
+            self.value(depth)?;
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(Error::malformed("invalid JSON")),
+            }
+        }
+    }
+
+    /// Scans a string and returns its unescaped value.
+    fn string(&mut self) -> Result<Cow<'a, str>> {
+        self.expect(b'"')?;
+        let start = self.pos;
+        let mut escaped = false;
+        loop {
+            match self.peek() {
+                None => return Err(Error::malformed("unterminated JSON string")),
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    escaped = true;
+                    self.pos += 2;
+                }
+                Some(_) => self.pos += 1,
+            }
+        }
+        let end = self.pos.min(self.bytes.len());
+        self.pos += 1;
+        let raw = &self.bytes[start..end];
+        if escaped {
+            // Include the quotes and let serde_json unescape (and validate) it.
+            let quoted = &self.bytes[start - 1..end + 1];
+            serde_json::from_slice::<String>(quoted)
+                .map(Cow::Owned)
+                .map_err(|_| Error::malformed("invalid JSON string"))
+        } else {
+            std::str::from_utf8(raw)
+                .map(Cow::Borrowed)
+                .map_err(|_| Error::malformed("JSON string is not UTF-8"))
+        }
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn ok(s: &str) -> bool {
+        check(s.as_bytes(), 4).is_ok()
+    }
+
+    #[test]
+    fn accepts_ordinary_documents() {
+        assert!(ok(r#"{"a":1,"b":[1,2,{"c":"d"}],"e":{"a":1}}"#));
+        assert!(ok(r#" { "a" : "x\"y" , "b" : null } "#));
+        assert!(ok("[]"));
+    }
+
+    #[test]
+    fn refuses_duplicate_members_at_any_depth_and_after_unescaping() {
+        assert!(!ok(r#"{"a":1,"a":2}"#));
+        assert!(!ok(r#"{"x":{"a":1,"a":2}}"#));
+        assert!(!ok(r#"{"alg":"HS256","\u0061lg":"none"}"#));
+        let many: Vec<String> = (0..40).map(|i| format!("\"k{i}\":1")).collect();
+        let doc = format!("{{{},\"k3\":2}}", many.join(","));
+        assert_eq!(check(doc.as_bytes(), 4).unwrap_err().kind(), ErrorKind::Malformed);
+    }
+
+    #[test]
+    fn refuses_deep_nesting_and_garbage() {
+        assert!(ok("[[[[1]]]]"));
+        assert!(!ok("[[[[[1]]]]]"));
+        assert!(!ok(r#"{"a":1} x"#));
+        assert!(!ok(r#"{"a":1"#));
+        assert!(!ok(r#"{"a" 1}"#));
+        assert!(!ok("\"abc"));
+        assert!(!ok(""));
+    }
+}

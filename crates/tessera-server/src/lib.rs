@@ -1,0 +1,2 @@
+//! The Tessera authentication server.
+#![forbid(unsafe_code)]

@@ -1,0 +1,3 @@
+//! The tessera binary.
+#![forbid(unsafe_code)]
+fn main() {}
