@@ -1,3 +1,8 @@
 //! The tessera binary.
 #![forbid(unsafe_code)]
-fn main() {}
+
+mod server_cmds;
+
+fn main() {
+    let _ = (server_cmds::serve, server_cmds::user, server_cmds::client, server_cmds::key_rotate);
+}
