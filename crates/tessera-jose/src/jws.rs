@@ -334,6 +334,24 @@ pub fn verify(token: &str, keys: &impl KeySource, policy: &Policy) -> Result<Ver
     Unverified::parse(token, policy)?.verify(keys, policy)
 }
 
+/// Checks `signature` over `signing_input` with `key` under `alg`: the JWS signature
+/// step of RFC 7515 §5.2 (step 8) on its own, for detached content (RFC 7515
+/// Appendix F) and conformance tests.
+///
+/// It is the very check [`verify`] makes after parsing, with the same rules: the
+/// algorithm must belong to the key's family, the key's `alg`, `use` and `key_ops`
+/// must permit verification, HMAC secrets must be as long as the hash, and ECDSA
+/// signatures must be `r || s` of the curve's exact length. Nothing is parsed here,
+/// so no header rule (`crit`, `b64`, size) applies: prefer [`verify`] for tokens.
+pub fn verify_detached(
+    alg: Algorithm,
+    key: &Jwk,
+    signing_input: &[u8],
+    signature: &[u8],
+) -> Result<()> {
+    key.verify_raw(alg, signing_input, signature)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
