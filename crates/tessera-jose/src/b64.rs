@@ -42,7 +42,11 @@ mod tests {
     fn refuses_padding_standard_alphabet_and_stray_bits() {
         assert_eq!(decode("AA", "x").unwrap(), vec![0]);
         for bad in ["AA==", "AA=", "+w", "/w", "AB", "A", "A A", "AA\n"] {
-            assert_eq!(decode(bad, "x").unwrap_err().kind(), ErrorKind::Malformed, "{bad}");
+            assert_eq!(
+                decode(bad, "x").unwrap_err().kind(),
+                ErrorKind::Malformed,
+                "{bad}"
+            );
         }
     }
 }

@@ -21,7 +21,9 @@ pub fn insecure_decode(token: &str) -> Result<(Value, Option<Value>)> {
     }
     let parts: Vec<&str> = token.split('.').collect();
     if parts.len() != 3 && parts.len() != 5 {
-        return Err(Error::malformed("a compact token has three (JWS) or five (JWE) parts"));
+        return Err(Error::malformed(
+            "a compact token has three (JWS) or five (JWE) parts",
+        ));
     }
     let header_bytes = b64::decode(parts[0], "the header")?;
     let header: Value = json::from_slice(&header_bytes, json::DEFAULT_MAX_DEPTH, "invalid header")?;
@@ -33,12 +35,17 @@ pub fn insecure_decode(token: &str) -> Result<(Value, Option<Value>)> {
     }
     b64::decode(parts[2], "the signature")?;
     let payload_bytes = b64::decode(parts[1], "the payload")?;
-    let payload = match json::from_slice::<Value>(&payload_bytes, json::DEFAULT_MAX_DEPTH, "payload") {
-        Ok(v) => v,
-        Err(_) => match String::from_utf8(payload_bytes) {
-            Ok(s) => Value::String(s),
-            Err(_) => return Err(Error::malformed("the payload is neither JSON nor UTF-8 text")),
-        },
-    };
+    let payload =
+        match json::from_slice::<Value>(&payload_bytes, json::DEFAULT_MAX_DEPTH, "payload") {
+            Ok(v) => v,
+            Err(_) => match String::from_utf8(payload_bytes) {
+                Ok(s) => Value::String(s),
+                Err(_) => {
+                    return Err(Error::malformed(
+                        "the payload is neither JSON nor UTF-8 text",
+                    ));
+                }
+            },
+        };
     Ok((header, Some(payload)))
 }

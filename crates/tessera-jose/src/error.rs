@@ -100,7 +100,10 @@ impl Error {
     }
 
     pub(crate) fn decryption_failed() -> Self {
-        Self::new(ErrorKind::DecryptionFailed, "the JWE could not be decrypted")
+        Self::new(
+            ErrorKind::DecryptionFailed,
+            "the JWE could not be decrypted",
+        )
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use crate::error::{Error, Result};
 
 /// Default limit on how deep objects and arrays may nest.
-pub const DEFAULT_MAX_DEPTH: usize = 32;
+pub(crate) const DEFAULT_MAX_DEPTH: usize = 32;
 
 /// Refuses `bytes` if any object repeats a member name (compared after unescaping)
 /// or if objects and arrays nest deeper than `max_depth`.
@@ -24,7 +24,9 @@ pub(crate) fn check(bytes: &[u8], max_depth: usize) -> Result<()> {
     s.value(0)?;
     s.skip_ws();
     if s.pos != bytes.len() {
-        return Err(Error::malformed("trailing characters after the JSON document"));
+        return Err(Error::malformed(
+            "trailing characters after the JSON document",
+        ));
     }
     Ok(())
 }
@@ -81,7 +83,8 @@ impl<'a> Scanner<'a> {
             Some(b'"') => self.string().map(|_| ()),
             Some(b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
                 // Numbers and literals: serde_json checks their exact grammar later.
-                while let Some(b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'E') = self.peek() {
+                while let Some(b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'E') = self.peek()
+                {
                     self.pos += 1;
                 }
                 Ok(())
@@ -233,7 +236,10 @@ mod tests {
         assert!(!ok(r#"{"alg":"HS256","\u0061lg":"none"}"#));
         let many: Vec<String> = (0..40).map(|i| format!("\"k{i}\":1")).collect();
         let doc = format!("{{{},\"k3\":2}}", many.join(","));
-        assert_eq!(check(doc.as_bytes(), 4).unwrap_err().kind(), ErrorKind::Malformed);
+        assert_eq!(
+            check(doc.as_bytes(), 4).unwrap_err().kind(),
+            ErrorKind::Malformed
+        );
     }
 
     #[test]

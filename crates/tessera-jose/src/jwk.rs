@@ -170,7 +170,7 @@ pub struct Jwk {
 }
 
 enum Material {
-    Oct(OctKey),
+    Oct(Box<OctKey>),
     Rsa(Box<RsaKey>),
     Ec(Box<EcKey>),
     Ed25519(Box<EdKey>),
@@ -249,7 +249,9 @@ impl Jwk {
         if k.is_empty() {
             return Err(Error::invalid_key("the secret is empty"));
         }
-        Ok(Self::with_material(Material::Oct(OctKey::new(k.to_vec()))))
+        Ok(Self::with_material(Material::Oct(Box::new(OctKey::new(
+            k.to_vec(),
+        )))))
     }
 
     /// Parses a PEM document: `PRIVATE KEY` (PKCS#8) or `PUBLIC KEY` (SPKI).
@@ -289,14 +291,21 @@ impl Jwk {
             ];
             let [n, e, d, p, q, dp, dq, qi] = comps.map(|c| c.to_vec());
             let private = Some([d, p, q, dp, dq, qi].map(Zeroizing::new));
-            Ok(Self::with_material(Material::Rsa(Box::new(RsaKey::new(n, e, private)?))))
+            Ok(Self::with_material(Material::Rsa(Box::new(RsaKey::new(
+                n, e, private,
+            )?))))
         } else if oid == OID_EC {
             let crv = curve_from_params(info.algorithm.parameters_oid().ok())?;
             let pair = EcdsaKeyPair::from_pkcs8(crv.ecdsa_signing(), der)?;
             let d = pair.private_key().as_be_bytes()?.as_ref().to_vec();
             let point = pair.public_key().as_ref().to_vec();
             let (x, y) = split_point(crv, &point)?;
-            Ok(Self::with_material(Material::Ec(Box::new(EcKey::new(crv, x, y, Some(d))?))))
+            Ok(Self::with_material(Material::Ec(Box::new(EcKey::new(
+                crv,
+                x,
+                y,
+                Some(d),
+            )?))))
         } else if oid == OID_ED25519 || oid == OID_X25519 {
             let seed = OctetStringRef::from_der(info.private_key)
                 .map_err(|_| Error::invalid_key("malformed OKP private key"))?;
@@ -304,10 +313,15 @@ impl Jwk {
             if oid == OID_ED25519 {
                 let pair = Ed25519KeyPair::from_seed_unchecked(&d)?;
                 let x = pair.public_key().as_ref().to_vec();
-                Ok(Self::with_material(Material::Ed25519(Box::new(EdKey::new(x, Some(d))?))))
+                Ok(Self::with_material(Material::Ed25519(Box::new(
+                    EdKey::new(x, Some(d))?,
+                ))))
             } else {
                 let x = x25519_public(&d)?;
-                Ok(Self::with_material(Material::X25519(Box::new(XKey::new(x, Some(d))?))))
+                Ok(Self::with_material(Material::X25519(Box::new(XKey::new(
+                    x,
+                    Some(d),
+                )?))))
             }
         } else {
             Err(Error::invalid_key("unsupported PKCS#8 key algorithm"))
@@ -354,7 +368,9 @@ impl Jwk {
         }
         let mut k = Zeroizing::new(vec![0u8; len]);
         rand::fill(&mut k)?;
-        Ok(Self::with_material(Material::Oct(OctKey::new(k.to_vec()))))
+        Ok(Self::with_material(Material::Oct(Box::new(OctKey::new(
+            k.to_vec(),
+        )))))
     }
 
     /// Generates an RSA key of 2048, 3072, 4096 or 8192 bits.
@@ -391,13 +407,17 @@ impl Jwk {
                 let d = AsBigEndian::<aws_lc_rs::encoding::Curve25519SeedBin>::as_be_bytes(&seed)?
                     .as_ref()
                     .to_vec();
-                Material::Ed25519(Box::new(EdKey::new(pair.public_key().as_ref().to_vec(), Some(d))?))
+                Material::Ed25519(Box::new(EdKey::new(
+                    pair.public_key().as_ref().to_vec(),
+                    Some(d),
+                )?))
             }
             Curve::X25519 => {
                 let private = agreement::PrivateKey::generate(&agreement::X25519)?;
-                let d = AsBigEndian::<aws_lc_rs::encoding::Curve25519SeedBin>::as_be_bytes(&private)?
-                    .as_ref()
-                    .to_vec();
+                let d =
+                    AsBigEndian::<aws_lc_rs::encoding::Curve25519SeedBin>::as_be_bytes(&private)?
+                        .as_ref()
+                        .to_vec();
                 let x = private.compute_public_key()?.as_ref().to_vec();
                 Material::X25519(Box::new(XKey::new(x, Some(d))?))
             }
@@ -511,9 +531,13 @@ impl Jwk {
     pub fn to_public(&self) -> Result<Self> {
         let material = match &self.material {
             Material::Oct(_) => {
-                return Err(Error::invalid_key("a symmetric (oct) key has no public part"));
+                return Err(Error::invalid_key(
+                    "a symmetric (oct) key has no public part",
+                ));
             }
-            Material::Rsa(k) => Material::Rsa(Box::new(RsaKey::new(k.n.clone(), k.e.clone(), None)?)),
+            Material::Rsa(k) => {
+                Material::Rsa(Box::new(RsaKey::new(k.n.clone(), k.e.clone(), None)?))
+            }
             Material::Ec(k) => {
                 Material::Ec(Box::new(EcKey::new(k.crv, k.x.clone(), k.y.clone(), None)?))
             }
@@ -551,10 +575,16 @@ impl Jwk {
                 b64::encode(&k.y)
             ),
             Material::Ed25519(k) => {
-                format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64::encode(&k.x))
+                format!(
+                    r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+                    b64::encode(&k.x)
+                )
             }
             Material::X25519(k) => {
-                format!(r#"{{"crv":"X25519","kty":"OKP","x":"{}"}}"#, b64::encode(&k.x))
+                format!(
+                    r#"{{"crv":"X25519","kty":"OKP","x":"{}"}}"#,
+                    b64::encode(&k.x)
+                )
             }
         };
         b64::encode(digest::digest(&digest::SHA256, canonical.as_bytes()))
@@ -599,7 +629,9 @@ impl Jwk {
                 None => return Err(no_private()),
             },
             Material::Oct(_) => {
-                return Err(Error::invalid_key("a symmetric (oct) key has no PKCS#8 form"));
+                return Err(Error::invalid_key(
+                    "a symmetric (oct) key has no PKCS#8 form",
+                ));
             }
         };
         Ok(Zeroizing::new(der))
@@ -608,27 +640,34 @@ impl Jwk {
     /// The public key as X.509 SubjectPublicKeyInfo DER.
     pub fn to_spki_der(&self) -> Result<Vec<u8>> {
         let enc = |e: pkcs8::der::Error| Error::crypto(format!("DER encoding failed: {e}"));
-        let (oid, params, key): (ObjectIdentifier, Option<AnyRef<'_>>, Vec<u8>) = match &self.material {
-            Material::Oct(_) => {
-                return Err(Error::invalid_key("a symmetric (oct) key has no public part"));
-            }
-            Material::Rsa(k) => {
-                let public = pkcs1::RsaPublicKey {
-                    modulus: UintRef::new(&k.n).map_err(enc)?,
-                    public_exponent: UintRef::new(&k.e).map_err(enc)?,
-                };
-                (OID_RSA, Some(AnyRef::from(Null)), public.to_der().map_err(enc)?)
-            }
-            Material::Ec(k) => {
-                let mut point = Vec::with_capacity(1 + 2 * k.x.len());
-                point.push(4);
-                point.extend_from_slice(&k.x);
-                point.extend_from_slice(&k.y);
-                (OID_EC, None, point)
-            }
-            Material::Ed25519(k) => (OID_ED25519, None, k.x.clone()),
-            Material::X25519(k) => (OID_X25519, None, k.x.clone()),
-        };
+        let (oid, params, key): (ObjectIdentifier, Option<AnyRef<'_>>, Vec<u8>) =
+            match &self.material {
+                Material::Oct(_) => {
+                    return Err(Error::invalid_key(
+                        "a symmetric (oct) key has no public part",
+                    ));
+                }
+                Material::Rsa(k) => {
+                    let public = pkcs1::RsaPublicKey {
+                        modulus: UintRef::new(&k.n).map_err(enc)?,
+                        public_exponent: UintRef::new(&k.e).map_err(enc)?,
+                    };
+                    (
+                        OID_RSA,
+                        Some(AnyRef::from(Null)),
+                        public.to_der().map_err(enc)?,
+                    )
+                }
+                Material::Ec(k) => {
+                    let mut point = Vec::with_capacity(1 + 2 * k.x.len());
+                    point.push(4);
+                    point.extend_from_slice(&k.x);
+                    point.extend_from_slice(&k.y);
+                    (OID_EC, None, point)
+                }
+                Material::Ed25519(k) => (OID_ED25519, None, k.x.clone()),
+                Material::X25519(k) => (OID_X25519, None, k.x.clone()),
+            };
         let curve_oid = match &self.material {
             Material::Ec(k) => Some(k.crv.oid()),
             _ => None,
@@ -638,7 +677,10 @@ impl Jwk {
             None => params,
         };
         let info = pkcs8::spki::SubjectPublicKeyInfoRef {
-            algorithm: pkcs8::spki::AlgorithmIdentifierRef { oid, parameters: params },
+            algorithm: pkcs8::spki::AlgorithmIdentifierRef {
+                oid,
+                parameters: params,
+            },
             subject_public_key: BitStringRef::from_bytes(&key).map_err(enc)?,
         };
         info.to_der().map_err(enc)
@@ -691,7 +733,9 @@ impl Jwk {
                 KeyOp::Decrypt => &["decrypt", "unwrapKey", "deriveKey", "deriveBits"],
             };
             if !ops.iter().any(|o| wanted.contains(&o.as_str())) {
-                return Err(Error::invalid_key("the key's key_ops do not permit this operation"));
+                return Err(Error::invalid_key(
+                    "the key's key_ops do not permit this operation",
+                ));
             }
         }
         Ok(())
@@ -710,7 +754,11 @@ impl Jwk {
 
     /// The algorithms of this key's family, as DESIGN.md defines them for verify.
     pub fn family_algorithms(&self) -> Vec<Algorithm> {
-        Algorithm::ALL.iter().copied().filter(|a| self.fits(*a)).collect()
+        Algorithm::ALL
+            .iter()
+            .copied()
+            .filter(|a| self.fits(*a))
+            .collect()
     }
 
     /// The default signing algorithm: the key's `alg`, else RS256, the ES of the
@@ -737,7 +785,10 @@ impl Jwk {
     fn mismatch(&self, alg: Algorithm) -> Error {
         Error::new(
             ErrorKind::AlgorithmNotAllowed,
-            format!("{alg} cannot be used with this {} key", self.key_type().name()),
+            format!(
+                "{alg} cannot be used with this {} key",
+                self.key_type().name()
+            ),
         )
     }
 
@@ -779,12 +830,16 @@ impl Jwk {
                     _ => &signature::RSA_PSS_SHA512,
                 };
                 let mut sig = vec![0u8; p.pair.public_modulus_len()];
-                p.pair.sign(encoding, &rand::SystemRandom::new(), msg, &mut sig)?;
+                p.pair
+                    .sign(encoding, &rand::SystemRandom::new(), msg, &mut sig)?;
                 Ok(sig)
             }
             Material::Ec(k) => {
                 let (_, pair) = k.private.as_ref().ok_or_else(no_private)?;
-                Ok(pair.sign(&rand::SystemRandom::new(), msg)?.as_ref().to_vec())
+                Ok(pair
+                    .sign(&rand::SystemRandom::new(), msg)?
+                    .as_ref()
+                    .to_vec())
             }
             Material::Ed25519(k) => {
                 let (_, pair) = k.private.as_ref().ok_or_else(no_private)?;
@@ -861,7 +916,10 @@ impl Jwk {
             _ => return Ok(None),
         };
         match d {
-            Some(d) => Ok(Some(agreement::PrivateKey::from_private_key(crv.agreement_alg(), d)?)),
+            Some(d) => Ok(Some(agreement::PrivateKey::from_private_key(
+                crv.agreement_alg(),
+                d,
+            )?)),
             None => Err(no_private()),
         }
     }
@@ -881,7 +939,9 @@ impl Jwk {
 
     fn from_raw(raw: RawJwk) -> Result<Self> {
         if raw.oth.is_some() {
-            return Err(Error::invalid_key("multi-prime RSA keys (oth) are not supported"));
+            return Err(Error::invalid_key(
+                "multi-prime RSA keys (oth) are not supported",
+            ));
         }
         let field = |v: &Option<String>, name: &'static str| -> Result<Vec<u8>> {
             let text = v
@@ -900,7 +960,7 @@ impl Jwk {
                 if k.is_empty() {
                     return Err(Error::invalid_key("the JWK's k is empty"));
                 }
-                Material::Oct(OctKey::new(k))
+                Material::Oct(Box::new(OctKey::new(k)))
             }
             "RSA" => {
                 let n = field(&raw.n, "n")?;
@@ -916,7 +976,11 @@ impl Jwk {
                         field(&raw.qi, "qi")?,
                     ]),
                 };
-                Material::Rsa(Box::new(RsaKey::new(n, e, private.map(|p| p.map(Zeroizing::new)))?))
+                Material::Rsa(Box::new(RsaKey::new(
+                    n,
+                    e,
+                    private.map(|p| p.map(Zeroizing::new)),
+                )?))
             }
             "EC" => {
                 let crv: Curve = raw
@@ -925,7 +989,9 @@ impl Jwk {
                     .ok_or_else(|| Error::invalid_key("the JWK lacks the crv member"))?
                     .parse()?;
                 if !matches!(crv, Curve::P256 | Curve::P384 | Curve::P521) {
-                    return Err(Error::invalid_key("an EC key's crv must be P-256, P-384 or P-521"));
+                    return Err(Error::invalid_key(
+                        "an EC key's crv must be P-256, P-384 or P-521",
+                    ));
                 }
                 let x = field(&raw.x, "x")?;
                 let y = field(&raw.y, "y")?;
@@ -1006,7 +1072,10 @@ impl RsaKey {
         if n[n.len() - 1] & 1 == 0 {
             return Err(Error::invalid_key("the RSA modulus is even"));
         }
-        let components = rsa::PublicKeyComponents { n: &n[..], e: &e[..] };
+        let components = rsa::PublicKeyComponents {
+            n: &n[..],
+            e: &e[..],
+        };
         // Parse once for PKCS#1 v1.5 with SHA-256 now, to refuse a bad key at load.
         let first = components.to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)?;
         let verifiers: [OnceLock<ParsedPublicKey>; 6] = Default::default();
@@ -1015,7 +1084,10 @@ impl RsaKey {
             None => None,
             Some([d, p, q, dp, dq, qi]) => {
                 let pair = RsaKeyPair::from_components(&rsa::KeyPairComponents {
-                    public_key: rsa::PublicKeyComponents { n: &n[..], e: &e[..] },
+                    public_key: rsa::PublicKeyComponents {
+                        n: &n[..],
+                        e: &e[..],
+                    },
                     d: &d[..],
                     p: &p[..],
                     q: &q[..],
@@ -1023,7 +1095,15 @@ impl RsaKey {
                     dQ: &dq[..],
                     qInv: &qi[..],
                 })?;
-                Some(RsaPrivate { d, p, q, dp, dq, qi, pair })
+                Some(RsaPrivate {
+                    d,
+                    p,
+                    q,
+                    dp,
+                    dq,
+                    qi,
+                    pair,
+                })
             }
         };
         Ok(Self {
@@ -1047,8 +1127,11 @@ impl RsaKey {
         if let Some(v) = self.verifiers[i].get() {
             return Ok(v);
         }
-        let parsed = rsa::PublicKeyComponents { n: &self.n[..], e: &self.e[..] }
-            .to_parsed_public_key(params)?;
+        let parsed = rsa::PublicKeyComponents {
+            n: &self.n[..],
+            e: &self.e[..],
+        }
+        .to_parsed_public_key(params)?;
         Ok(self.verifiers[i].get_or_init(|| parsed))
     }
 
@@ -1057,8 +1140,11 @@ impl RsaKey {
     }
 
     pub(crate) fn oaep_public(&self) -> Result<rsa::OaepPublicEncryptingKey> {
-        let public: rsa::PublicEncryptingKey =
-            rsa::PublicKeyComponents { n: &self.n[..], e: &self.e[..] }.try_into()?;
+        let public: rsa::PublicEncryptingKey = rsa::PublicKeyComponents {
+            n: &self.n[..],
+            e: &self.e[..],
+        }
+        .try_into()?;
         Ok(rsa::OaepPublicEncryptingKey::new(public)?)
     }
 
@@ -1093,8 +1179,11 @@ impl EcKey {
                         "a {crv} private key must be {len} bytes long"
                     )));
                 }
-                let pair = EcdsaKeyPair::from_private_key_and_public_key(crv.ecdsa_signing(), &d, &point)
-                    .map_err(|_| Error::invalid_key("the EC private key does not match its public key"))?;
+                let pair =
+                    EcdsaKeyPair::from_private_key_and_public_key(crv.ecdsa_signing(), &d, &point)
+                        .map_err(|_| {
+                            Error::invalid_key("the EC private key does not match its public key")
+                        })?;
                 Some((Zeroizing::new(d), pair))
             }
         };
@@ -1119,7 +1208,9 @@ impl EdKey {
             None => None,
             Some(d) => {
                 if d.len() != 32 {
-                    return Err(Error::invalid_key("an Ed25519 private key is 32 bytes long"));
+                    return Err(Error::invalid_key(
+                        "an Ed25519 private key is 32 bytes long",
+                    ));
                 }
                 let pair = Ed25519KeyPair::from_seed_and_public_key(&d, &x).map_err(|_| {
                     Error::invalid_key("the Ed25519 private key does not match its public key")
@@ -1127,7 +1218,11 @@ impl EdKey {
                 Some((Zeroizing::new(d), pair))
             }
         };
-        Ok(Self { x, verifier, private })
+        Ok(Self {
+            x,
+            verifier,
+            private,
+        })
     }
 }
 
@@ -1194,7 +1289,9 @@ fn bit_len(v: &[u8]) -> usize {
 }
 
 fn no_private() -> Error {
-    Error::invalid_key("this operation needs the private key, and the JWK holds only the public key")
+    Error::invalid_key(
+        "this operation needs the private key, and the JWK holds only the public key",
+    )
 }
 
 fn pem(label: &str, der: &[u8]) -> Result<String> {
@@ -1341,9 +1438,10 @@ impl JwkSet {
             .map_err(|e| Error::invalid_key(e.message().to_owned()))?;
         let mut set = Self::default();
         for value in raw.keys {
-            match serde_json::from_value::<RawJwk>(value).map_err(|_| ()).and_then(|r| {
-                Jwk::from_raw(r).map_err(|_| ())
-            }) {
+            match serde_json::from_value::<RawJwk>(value)
+                .map_err(|_| ())
+                .and_then(|r| Jwk::from_raw(r).map_err(|_| ()))
+            {
                 Ok(k) => set.keys.push(k),
                 Err(()) => set.skipped += 1,
             }
@@ -1378,7 +1476,12 @@ impl JwkSet {
 
     /// The public halves of every asymmetric key; symmetric keys are left out.
     pub fn to_public(&self) -> Self {
-        Self::new(self.keys.iter().filter_map(|k| k.to_public().ok()).collect())
+        Self::new(
+            self.keys
+                .iter()
+                .filter_map(|k| k.to_public().ok())
+                .collect(),
+        )
     }
 }
 
@@ -1421,7 +1524,10 @@ impl KeySource for Jwk {
         if !fits(self) {
             return Err(Error::new(
                 ErrorKind::AlgorithmNotAllowed,
-                format!("the token's algorithm cannot be used with this {} key", self.key_type().name()),
+                format!(
+                    "the token's algorithm cannot be used with this {} key",
+                    self.key_type().name()
+                ),
             ));
         }
         Ok(self)
@@ -1484,7 +1590,10 @@ mod tests {
             r#"{{"kty":"RSA","n":"{}","e":"AQAB"}}"#,
             b64::encode(&short)
         );
-        assert_eq!(Jwk::from_json(&json).unwrap_err().kind(), ErrorKind::InvalidKey);
+        assert_eq!(
+            Jwk::from_json(&json).unwrap_err().kind(),
+            ErrorKind::InvalidKey
+        );
         let ok = format!(r#"{{"kty":"RSA","n":"{}","e":"AQAB"}}"#, b64::encode(&n));
         assert_eq!(Jwk::from_json(&ok).unwrap().rsa_bits(), Some(2048));
     }

@@ -149,9 +149,7 @@ impl Policy {
 /// Signs `payload` under `header` with `key`, returning the compact serialization.
 pub fn sign(header: &Header, payload: &[u8], key: &Jwk) -> Result<String> {
     let header_json = header.to_json()?;
-    let mut out = String::with_capacity(
-        (header_json.len() + payload.len()) * 4 / 3 + 8 + 700,
-    );
+    let mut out = String::with_capacity((header_json.len() + payload.len()) * 4 / 3 + 8 + 700);
     b64::encode_into(&header_json, &mut out);
     out.push('.');
     b64::encode_into(payload, &mut out);
@@ -239,7 +237,8 @@ impl<'a> Unverified<'a> {
         }
         let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
         let header_json = b64::decode(header_b64, "the JWS header")?;
-        let raw: RawHeader<'_> = json::from_slice(&header_json, policy.max_depth, "invalid JWS header")?;
+        let raw: RawHeader<'_> =
+            json::from_slice(&header_json, policy.max_depth, "invalid JWS header")?;
         if raw.crit.is_some() {
             return Err(Error::new(
                 ErrorKind::UnsupportedHeader,
@@ -275,7 +274,9 @@ impl<'a> Unverified<'a> {
         let signature = b64::decode(sig_b64, "the JWS signature")?;
         // Validate the payload's encoding now so that no later step sees bad input.
         if payload_b64.len() % 4 == 1 {
-            return Err(Error::malformed("the JWS payload is not canonical base64url"));
+            return Err(Error::malformed(
+                "the JWS payload is not canonical base64url",
+            ));
         }
         Ok(Self {
             signing_input,
@@ -399,7 +400,9 @@ mod tests {
         );
         let token = sign(&Header::new(Algorithm::HS256), &[b'a'; 100], &key).unwrap();
         assert_eq!(
-            verify(&token, &key, &Policy::new().max_size(50)).unwrap_err().kind(),
+            verify(&token, &key, &Policy::new().max_size(50))
+                .unwrap_err()
+                .kind(),
             ErrorKind::TooLarge
         );
     }

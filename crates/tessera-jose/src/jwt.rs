@@ -275,7 +275,13 @@ impl Validation {
         self.validate(header, &reg, payload, now)
     }
 
-    fn validate(&self, header: &Header, reg: &Registered<'_>, payload: &[u8], now: i64) -> Result<()> {
+    fn validate(
+        &self,
+        header: &Header,
+        reg: &Registered<'_>,
+        payload: &[u8],
+        now: i64,
+    ) -> Result<()> {
         let leeway = i64::try_from(self.leeway).unwrap_or(i64::MAX);
         if let Some(want) = &self.typ {
             let ok = header.typ.as_deref().is_some_and(|t| typ_eq(t, want));
@@ -287,20 +293,25 @@ impl Validation {
             }
         }
         match reg.exp {
-            Some(exp) => {
-                if now.saturating_sub(leeway) >= exp.0 {
-                    return Err(Error::new(ErrorKind::Expired, "the token has expired"));
-                }
+            Some(exp) if now.saturating_sub(leeway) >= exp.0 => {
+                return Err(Error::new(ErrorKind::Expired, "the token has expired"));
             }
+            Some(_) => {}
             None if self.require_exp => {
-                return Err(Error::new(ErrorKind::MissingClaim, "the token has no exp claim"));
+                return Err(Error::new(
+                    ErrorKind::MissingClaim,
+                    "the token has no exp claim",
+                ));
             }
             None => {}
         }
         if let Some(nbf) = reg.nbf
             && now.saturating_add(leeway) < nbf.0
         {
-            return Err(Error::new(ErrorKind::NotYetValid, "the token is not valid yet (nbf)"));
+            return Err(Error::new(
+                ErrorKind::NotYetValid,
+                "the token is not valid yet (nbf)",
+            ));
         }
         if let Some(iat) = reg.iat
             && now.saturating_add(leeway) < iat.0
@@ -311,9 +322,15 @@ impl Validation {
             ));
         }
         if !self.issuers.is_empty() {
-            let ok = reg.iss.as_deref().is_some_and(|i| self.issuers.iter().any(|w| w == i));
+            let ok = reg
+                .iss
+                .as_deref()
+                .is_some_and(|i| self.issuers.iter().any(|w| w == i));
             if !ok {
-                return Err(Error::new(ErrorKind::InvalidIssuer, "the token's issuer is not accepted"));
+                return Err(Error::new(
+                    ErrorKind::InvalidIssuer,
+                    "the token's issuer is not accepted",
+                ));
             }
         }
         if !self.audiences.is_empty() {
@@ -332,7 +349,10 @@ impl Validation {
         if let Some(want) = &self.subject
             && reg.sub.as_deref() != Some(want.as_str())
         {
-            return Err(Error::new(ErrorKind::InvalidSubject, "the token's subject is not accepted"));
+            return Err(Error::new(
+                ErrorKind::InvalidSubject,
+                "the token's subject is not accepted",
+            ));
         }
         for claim in &self.required {
             let present = match claim.as_str() {
@@ -348,7 +368,10 @@ impl Validation {
             if !present {
                 return Err(Error::new(
                     ErrorKind::MissingClaim,
-                    format!("the token lacks the required claim {}", crate::alg::short(claim)),
+                    format!(
+                        "the token lacks the required claim {}",
+                        crate::alg::short(claim)
+                    ),
                 ));
             }
         }
@@ -404,6 +427,45 @@ pub fn decode_at<T: DeserializeOwned>(
     Ok(TokenData { header, claims })
 }
 
+/// Signs `claims` with `sign_key`, then encrypts the JWS to `enc_key`
+/// (a nested JWT, RFC 7519 §5.2: `cty: "JWT"` on the outer JWE).
+pub fn encode_nested<T: Serialize + ?Sized>(
+    header: &Header,
+    claims: &T,
+    sign_key: &Jwk,
+    enc_key: &Jwk,
+    opts: &crate::jwe::EncryptOptions,
+) -> Result<String> {
+    let inner = encode(header, claims, sign_key)?;
+    let opts = opts.clone().with_cty("JWT");
+    crate::jwe::encrypt(inner.as_bytes(), enc_key, &opts)
+}
+
+/// Decrypts a nested JWT, then verifies and validates the inner JWS as [`decode`] does.
+/// The outer JWE must say `cty: "JWT"`.
+pub fn decode_nested<T: DeserializeOwned>(
+    token: &str,
+    dec_keys: &impl KeySource,
+    decrypter: &crate::jwe::Decrypter,
+    verify_keys: &impl KeySource,
+    validation: &Validation,
+) -> Result<TokenData<T>> {
+    let outer = crate::jwe::decrypt(token, dec_keys, decrypter)?;
+    if !outer
+        .header()
+        .cty
+        .as_deref()
+        .is_some_and(|c| typ_eq(c, "JWT"))
+    {
+        return Err(Error::malformed(
+            "the JWE does not contain a JWT (cty is not JWT)",
+        ));
+    }
+    let inner = std::str::from_utf8(outer.plaintext())
+        .map_err(|_| Error::malformed("the nested JWT is not UTF-8"))?;
+    decode(inner, verify_keys, validation)
+}
+
 /// The registered claims, borrowed, with their JSON types enforced.
 #[derive(Deserialize)]
 struct Registered<'a> {
@@ -436,13 +498,19 @@ impl<'de: 'a, 'a> Deserialize<'de> for AudRef<'a> {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a string or an array of strings")
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+            fn visit_borrowed_str<E: de::Error>(
+                self,
+                v: &'de str,
+            ) -> std::result::Result<Self::Value, E> {
                 Ok(AudRef::One(Cow::Borrowed(v)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
                 Ok(AudRef::One(Cow::Owned(v.to_owned())))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Self::Value, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
                 let mut v = Vec::new();
                 while let Some(CowStr(s)) = seq.next_element()? {
                     v.push(s);
@@ -473,7 +541,9 @@ fn has_member(payload: &[u8], name: &str) -> Result<bool> {
 fn typ_eq(have: &str, want: &str) -> bool {
     fn strip(s: &str) -> &str {
         let lower_prefix = "application/";
-        if s.len() > lower_prefix.len() && s[..lower_prefix.len()].eq_ignore_ascii_case(lower_prefix) {
+        if s.len() > lower_prefix.len()
+            && s[..lower_prefix.len()].eq_ignore_ascii_case(lower_prefix)
+        {
             &s[lower_prefix.len()..]
         } else {
             s
@@ -509,8 +579,14 @@ mod tests {
     #[test]
     fn exp_is_required_by_default_and_checked() {
         let v = Validation::new().at(1000);
-        assert_eq!(check(json!({}), &v).unwrap_err().kind(), ErrorKind::MissingClaim);
-        assert_eq!(check(json!({"exp": 1000}), &v).unwrap_err().kind(), ErrorKind::Expired);
+        assert_eq!(
+            check(json!({}), &v).unwrap_err().kind(),
+            ErrorKind::MissingClaim
+        );
+        assert_eq!(
+            check(json!({"exp": 1000}), &v).unwrap_err().kind(),
+            ErrorKind::Expired
+        );
         assert!(check(json!({"exp": 1001}), &v).is_ok());
         assert!(check(json!({"exp": 990}), &v.clone().leeway(20)).is_ok());
         assert!(check(json!({}), &v.clone().allow_missing_exp()).is_ok());
@@ -528,53 +604,116 @@ mod tests {
             json!({"aud": 1}),
             json!({"jti": {}}),
         ] {
-            assert_eq!(check(bad.clone(), &v).unwrap_err().kind(), ErrorKind::Malformed, "{bad}");
+            assert_eq!(
+                check(bad.clone(), &v).unwrap_err().kind(),
+                ErrorKind::Malformed,
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn nbf_iat_iss_aud_sub_typ() {
         let v = Validation::new().at(100).allow_missing_exp();
-        assert_eq!(check(json!({"nbf": 101}), &v).unwrap_err().kind(), ErrorKind::NotYetValid);
-        assert_eq!(check(json!({"iat": 101}), &v).unwrap_err().kind(), ErrorKind::IssuedInFuture);
+        assert_eq!(
+            check(json!({"nbf": 101}), &v).unwrap_err().kind(),
+            ErrorKind::NotYetValid
+        );
+        assert_eq!(
+            check(json!({"iat": 101}), &v).unwrap_err().kind(),
+            ErrorKind::IssuedInFuture
+        );
         let v = v.issuer("a").issuer("b").audience("x").subject("s");
         assert!(check(json!({"iss": "b", "aud": ["y", "x"], "sub": "s"}), &v).is_ok());
         assert_eq!(
-            check(json!({"iss": "c", "aud": "x", "sub": "s"}), &v).unwrap_err().kind(),
+            check(json!({"iss": "c", "aud": "x", "sub": "s"}), &v)
+                .unwrap_err()
+                .kind(),
             ErrorKind::InvalidIssuer
         );
         assert_eq!(
-            check(json!({"iss": "a", "aud": ["y"], "sub": "s"}), &v).unwrap_err().kind(),
+            check(json!({"iss": "a", "aud": ["y"], "sub": "s"}), &v)
+                .unwrap_err()
+                .kind(),
             ErrorKind::InvalidAudience
         );
         assert_eq!(
-            check(json!({"iss": "a", "sub": "s"}), &v).unwrap_err().kind(),
+            check(json!({"iss": "a", "sub": "s"}), &v)
+                .unwrap_err()
+                .kind(),
             ErrorKind::InvalidAudience
         );
         assert_eq!(
-            check(json!({"iss": "a", "aud": "x", "sub": "t"}), &v).unwrap_err().kind(),
+            check(json!({"iss": "a", "aud": "x", "sub": "t"}), &v)
+                .unwrap_err()
+                .kind(),
             ErrorKind::InvalidSubject
         );
         let typed = Validation::new().allow_missing_exp().typ("at+jwt");
-        let t = encode(&Header::new(Algorithm::HS256).with_typ("application/AT+JWT"), &json!({}), &key())
-            .unwrap();
+        let t = encode(
+            &Header::new(Algorithm::HS256).with_typ("application/AT+JWT"),
+            &json!({}),
+            &key(),
+        )
+        .unwrap();
         assert!(decode::<Claims>(&t, &key(), &typed).is_ok());
-        let t = encode(&Header::new(Algorithm::HS256).with_typ("JWT"), &json!({}), &key()).unwrap();
-        assert_eq!(decode::<Claims>(&t, &key(), &typed).unwrap_err().kind(), ErrorKind::InvalidType);
+        let t = encode(
+            &Header::new(Algorithm::HS256).with_typ("JWT"),
+            &json!({}),
+            &key(),
+        )
+        .unwrap();
+        assert_eq!(
+            decode::<Claims>(&t, &key(), &typed).unwrap_err().kind(),
+            ErrorKind::InvalidType
+        );
     }
 
     #[test]
     fn required_custom_claims() {
-        let v = Validation::new().allow_missing_exp().require("roles").require("jti");
+        let v = Validation::new()
+            .allow_missing_exp()
+            .require("roles")
+            .require("jti");
         assert!(check(json!({"roles": [], "jti": "1"}), &v).is_ok());
-        assert_eq!(check(json!({"jti": "1"}), &v).unwrap_err().kind(), ErrorKind::MissingClaim);
+        assert_eq!(
+            check(json!({"jti": "1"}), &v).unwrap_err().kind(),
+            ErrorKind::MissingClaim
+        );
     }
 
     #[test]
     fn claims_must_be_an_object() {
         let v = Validation::new().allow_missing_exp();
         let t = jws::sign(&Header::new(Algorithm::HS256), b"[1]", &key()).unwrap();
-        assert_eq!(decode::<Claims>(&t, &key(), &v).unwrap_err().kind(), ErrorKind::Malformed);
+        assert_eq!(
+            decode::<Claims>(&t, &key(), &v).unwrap_err().kind(),
+            ErrorKind::Malformed
+        );
+    }
+
+    #[test]
+    fn nested_jwt_round_trips() {
+        use crate::jwe::{Decrypter, EncryptOptions};
+        use crate::{ContentEncryption, KeyManagement, jwk::Curve};
+        let sign = Jwk::generate_curve(Curve::Ed25519).unwrap();
+        let enc = Jwk::generate_curve(Curve::X25519).unwrap();
+        let opts = EncryptOptions::new(KeyManagement::EcdhEsA256KW, ContentEncryption::A256Gcm);
+        let t = encode_nested(
+            &Header::new(Algorithm::EdDSA),
+            &json!({"sub": "ada"}),
+            &sign,
+            &enc,
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(t.split('.').count(), 5);
+        let v = Validation::new().allow_missing_exp();
+        let d: TokenData<Claims> = decode_nested(&t, &enc, &Decrypter::new(), &sign, &v).unwrap();
+        assert_eq!(d.claims.sub.as_deref(), Some("ada"));
+        // A plain JWE without cty: JWT is refused as a nested token.
+        let plain = crate::jwe::encrypt(b"{}", &enc, &opts).unwrap();
+        assert!(decode_nested::<Claims>(&plain, &enc, &Decrypter::new(), &sign, &v).is_err());
     }
 
     #[test]
