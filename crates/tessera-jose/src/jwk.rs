@@ -1023,15 +1023,7 @@ impl Jwk {
                 )));
             }
         };
-        if let Some(u) = &raw.key_use
-            && u != "sig"
-            && u != "enc"
-        {
-            return Err(Error::invalid_key(format!(
-                "unknown key use {:?}",
-                crate::alg::short(u)
-            )));
-        }
+        // An unknown `use` is kept: `check_use` then refuses every operation.
         Ok(Self {
             material,
             kid: raw.kid,
@@ -1570,6 +1562,17 @@ impl<T: KeySource + ?Sized> KeySource for &T {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_shareable_across_threads_and_clone_whatever_their_members() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Jwk>();
+        assert_send_sync::<JwkSet>();
+        let k = Jwk::generate_oct(32).unwrap().with_use("bogus").with_alg("x");
+        let c = k.clone();
+        assert_eq!(c.key_use(), Some("bogus"));
+        assert!(c.check_use(KeyOp::Verify, "HS256").is_err());
+    }
 
     #[test]
     fn debug_never_prints_key_material() {
