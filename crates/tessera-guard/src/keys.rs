@@ -1,0 +1,415 @@
+//! Where the guard's verification keys come from: a [`StaticKeys`] set (replaceable,
+//! for a server that rotates its own keys) or a [`RemoteJwks`] URL, fetched and cached.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use tessera_jose::{Jwk, JwkSet};
+
+use crate::error::{GuardError, RejectionKind};
+
+/// The guard's key source.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub enum Keys {
+    /// A key set held in memory.
+    Static(StaticKeys),
+    /// A JWKS URL, fetched and cached.
+    Remote(RemoteJwks),
+}
+
+impl From<StaticKeys> for Keys {
+    fn from(k: StaticKeys) -> Self {
+        Self::Static(k)
+    }
+}
+
+impl From<RemoteJwks> for Keys {
+    fn from(k: RemoteJwks) -> Self {
+        Self::Remote(k)
+    }
+}
+
+impl From<JwkSet> for Keys {
+    fn from(set: JwkSet) -> Self {
+        Self::Static(StaticKeys::new(set))
+    }
+}
+
+impl From<Jwk> for Keys {
+    fn from(key: Jwk) -> Self {
+        Self::Static(StaticKeys::new(JwkSet::new(vec![key])))
+    }
+}
+
+/// A key set in memory, shared by every clone: [`replace`](Self::replace) it when the
+/// keys rotate and every guard holding a clone sees the new set on its next request.
+///
+/// Readers take an `Arc` snapshot under a read lock held for one pointer copy; no
+/// lock is ever held across an await or a signature check.
+#[derive(Clone)]
+pub struct StaticKeys {
+    set: Arc<RwLock<Arc<JwkSet>>>,
+}
+
+impl StaticKeys {
+    /// Holds `set`.
+    pub fn new(set: JwkSet) -> Self {
+        Self {
+            set: Arc::new(RwLock::new(Arc::new(set))),
+        }
+    }
+
+    /// Swaps in a new set (after a key rotation).
+    pub fn replace(&self, set: JwkSet) {
+        let mut guard = self.set.write().unwrap_or_else(PoisonError::into_inner);
+        *guard = Arc::new(set);
+    }
+
+    /// The current set.
+    pub fn current(&self) -> Arc<JwkSet> {
+        Arc::clone(&self.set.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl std::fmt::Debug for StaticKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticKeys")
+            .field("keys", &self.current().keys().len())
+            .finish()
+    }
+}
+
+/// An error in the guard's configuration (not in a request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A JWKS URL, fetched on first use and cached; clones share the cache.
+///
+/// - A token whose `kid` is not in the cached set triggers one refetch, then one
+///   retry. Such refetches happen **at most once per cooldown** (default 30 s), however
+///   many unknown `kid`s arrive, so a flood of forged tokens cannot make the guard
+///   hammer the identity provider. Concurrent requests wait for a fetch in flight
+///   instead of starting their own.
+/// - The set is refreshed in the background when older than `max_age` (default
+///   5 min), so a key withdrawn by the provider stops verifying; the old set keeps
+///   serving until the new one arrives, and a failed refresh keeps the old set.
+/// - Each fetch has a timeout (default 5 s) and a body limit (default 256 KiB);
+///   redirects are not followed. Symmetric (`oct`) keys and private members in a
+///   fetched set are dropped: a published secret would let anyone forge tokens.
+/// - Time (cooldown, age) is read from the guard's [`Clock`](crate::Clock), so tests
+///   move time instead of sleeping.
+///
+/// The client is reqwest over rustls with the aws-lc-rs provider and the Mozilla
+/// roots of `webpki-roots`: reqwest gives timeouts, redirect policy, proxies and
+/// streaming bodies ready-made, where hyper-util would need each written by hand;
+/// the aws-lc-rs provider keeps a second crypto library (ring) out of the build.
+/// `http://` URLs are accepted for development and tests; use `https://` in
+/// production.
+#[derive(Clone)]
+pub struct RemoteJwks {
+    url: reqwest::Url,
+    cooldown: i64,
+    max_age: i64,
+    timeout: Duration,
+    max_bytes: usize,
+    state: Arc<State>,
+}
+
+struct State {
+    client: reqwest::Client,
+    current: RwLock<Option<Snapshot>>,
+    fetch_lock: tokio::sync::Mutex<()>,
+    /// Bumped (SeqCst) after every successful swap.
+    generation: AtomicU64,
+    /// True while a fetch triggered by an unknown kid is in flight.
+    fetching: AtomicBool,
+    /// When the last fetch triggered by an unknown kid (or the first use) started.
+    last_forced: AtomicI64,
+    /// When the next background refresh may start.
+    next_refresh: AtomicI64,
+    refreshing: AtomicBool,
+    fetches: AtomicU64,
+}
+
+#[derive(Clone)]
+pub(crate) struct Snapshot {
+    pub(crate) set: Arc<JwkSet>,
+    pub(crate) generation: u64,
+}
+
+const NEVER: i64 = i64::MIN;
+
+impl RemoteJwks {
+    /// A JWKS at `url` (`https://`, or `http://` for development), with the defaults
+    /// above.
+    pub fn new(url: &str) -> Result<Self, ConfigError> {
+        let url =
+            reqwest::Url::parse(url).map_err(|e| ConfigError(format!("invalid JWKS URL: {e}")))?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(ConfigError(
+                "the JWKS URL must be https:// (or http:// for development)".into(),
+            ));
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ConfigError(format!("TLS configuration: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tessera-guard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            url,
+            cooldown: 30,
+            max_age: 300,
+            timeout: Duration::from_secs(5),
+            max_bytes: 256 * 1024,
+            state: Arc::new(State {
+                client,
+                current: RwLock::new(None),
+                fetch_lock: tokio::sync::Mutex::new(()),
+                generation: AtomicU64::new(0),
+                fetching: AtomicBool::new(false),
+                last_forced: AtomicI64::new(NEVER),
+                next_refresh: AtomicI64::new(NEVER),
+                refreshing: AtomicBool::new(false),
+                fetches: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The least time between two fetches triggered by unknown `kid`s (whole
+    /// seconds; default 30 s). Zero disables the protection: do not.
+    pub fn cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = secs(cooldown);
+        self
+    }
+
+    /// How old the cached set may grow before a background refresh (default 5 min).
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = secs(max_age);
+        self
+    }
+
+    /// The timeout of one fetch, connection and body included (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest JWKS document accepted, in bytes (default 256 KiB).
+    pub fn max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// How many fetches were attempted (for metrics and tests).
+    pub fn fetch_count(&self) -> u64 {
+        self.state.fetches.load(Ordering::SeqCst)
+    }
+
+    /// The cached set, if a fetch has succeeded.
+    pub fn cached(&self) -> Option<Arc<JwkSet>> {
+        self.snapshot().map(|s| s.set)
+    }
+
+    /// Fetches the set now (at startup, to fail fast), whatever the cooldown.
+    pub async fn fetch_now(&self) -> Result<(), ConfigError> {
+        let _lock = self.state.fetch_lock.lock().await;
+        self.fetch_and_swap().await.map_err(ConfigError)
+    }
+
+    pub(crate) fn snapshot(&self) -> Option<Snapshot> {
+        self.state
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The keys for a request at `now`: the cached set (starting a background refresh
+    /// when it is old), or a first fetch.
+    pub(crate) async fn keys(&self, now: i64) -> Result<Snapshot, GuardError> {
+        if let Some(s) = self.snapshot() {
+            self.maybe_refresh_in_background(now);
+            return Ok(s);
+        }
+        match self.refetch(0, now).await {
+            Some(s) => Ok(s),
+            None => Err(GuardError::new(
+                RejectionKind::KeysUnavailable,
+                "the token cannot be checked now: the signing keys are unavailable",
+            )),
+        }
+    }
+
+    /// Called when a token's `kid` is not in the set of generation `seen`: returns a
+    /// newer set when one is (or becomes) available, `None` when the cooldown forbids
+    /// a fetch or the fetch fails.
+    pub(crate) async fn refetch(&self, seen: u64, now: i64) -> Option<Snapshot> {
+        let st = &self.state;
+        // Fast refusal without the lock: cooling down and no fetch in flight. The
+        // order of the loads matters: a fetch bumps the generation before it clears
+        // `fetching`, so a fetch that ended in between shows up in the second load.
+        if self.cooling(now) && !st.fetching.load(Ordering::SeqCst) {
+            if st.generation.load(Ordering::SeqCst) == seen {
+                return None;
+            }
+            return self.snapshot();
+        }
+        let _lock = st.fetch_lock.lock().await;
+        if st.generation.load(Ordering::SeqCst) != seen {
+            return self.snapshot();
+        }
+        if self.cooling(now) {
+            return None;
+        }
+        st.last_forced.store(now, Ordering::SeqCst);
+        st.fetching.store(true, Ordering::SeqCst);
+        let result = self.fetch_and_swap().await;
+        st.fetching.store(false, Ordering::SeqCst);
+        match result {
+            Ok(()) => {
+                st.next_refresh
+                    .store(now.saturating_add(self.max_age), Ordering::SeqCst);
+                self.snapshot()
+            }
+            Err(e) => {
+                tracing::warn!(url = %self.url, error = %e, "JWKS fetch failed");
+                None
+            }
+        }
+    }
+
+    fn cooling(&self, now: i64) -> bool {
+        let last = self.state.last_forced.load(Ordering::SeqCst);
+        last != NEVER && now >= last && now - last < self.cooldown
+    }
+
+    fn maybe_refresh_in_background(&self, now: i64) {
+        let st = &self.state;
+        let due = st.next_refresh.load(Ordering::SeqCst);
+        if due == NEVER {
+            // First look after a fetch that did not know the time (`fetch_now`).
+            let _ = st.next_refresh.compare_exchange(
+                NEVER,
+                now.saturating_add(self.max_age),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+            return;
+        }
+        if now < due || st.refreshing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            st.refreshing.store(false, Ordering::SeqCst);
+            return;
+        };
+        let this = self.clone();
+        rt.spawn(async move {
+            let st = &this.state;
+            let result = {
+                let _lock = st.fetch_lock.lock().await;
+                this.fetch_and_swap().await
+            };
+            let next = match result {
+                Ok(()) => this.max_age,
+                Err(e) => {
+                    tracing::warn!(url = %this.url, error = %e, "JWKS background refresh failed; keeping the cached keys");
+                    this.cooldown.max(1)
+                }
+            };
+            st.next_refresh
+                .store(now.saturating_add(next), Ordering::SeqCst);
+            st.refreshing.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// Fetches and installs a new set. The caller holds `fetch_lock`.
+    async fn fetch_and_swap(&self) -> Result<(), String> {
+        let set = self.fetch().await?;
+        let st = &self.state;
+        let generation = st.generation.load(Ordering::SeqCst) + 1;
+        *st.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Snapshot {
+            set: Arc::new(set),
+            generation,
+        });
+        st.generation.store(generation, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn fetch(&self) -> Result<JwkSet, String> {
+        self.state.fetches.fetch_add(1, Ordering::SeqCst);
+        let mut res = self
+            .state
+            .client
+            .get(self.url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        if res.status() != reqwest::StatusCode::OK {
+            return Err(format!("the JWKS URL answered {}", res.status()));
+        }
+        if res
+            .content_length()
+            .is_some_and(|n| n > self.max_bytes as u64)
+        {
+            return Err(format!("the JWKS is larger than {} bytes", self.max_bytes));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = res
+            .chunk()
+            .await
+            .map_err(|e| format!("reading the JWKS failed: {e}"))?
+        {
+            if body.len() + chunk.len() > self.max_bytes {
+                return Err(format!("the JWKS is larger than {} bytes", self.max_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let set = JwkSet::from_json(&body).map_err(|e| format!("invalid JWKS: {e}"))?;
+        // Public halves of asymmetric keys only: see the type's docs.
+        Ok(set.to_public())
+    }
+}
+
+impl std::fmt::Debug for RemoteJwks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteJwks")
+            .field("url", &self.url.as_str())
+            .field("cooldown", &self.cooldown)
+            .field("max_age", &self.max_age)
+            .field("timeout", &self.timeout)
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
