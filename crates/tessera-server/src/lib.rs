@@ -1,2 +1,31 @@
-//! The Tessera authentication server.
+//! The Tessera authentication server: HTTP → flow → store.
+//!
+//! - [`config`]: typed, layered configuration;
+//! - [`startup`]: build, bind (port 0 in tests), serve, shut down gracefully;
+//! - [`routes`] and [`http`]: the HTTP surface, one [`error::ApiError`];
+//! - [`flows`]: what each route does, in the store's vocabulary, never SQL;
+//! - [`store`]: the storage trait and its SQLite implementation;
+//! - [`keys`], [`tokens`], [`denylist`]: signing keys, access tokens, revocation.
 #![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod denylist;
+pub mod domain;
+pub mod error;
+pub mod flows;
+pub mod http;
+pub mod keys;
+pub mod metrics;
+pub mod password;
+pub mod ratelimit;
+pub mod routes;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod tokens;
+
+pub use config::Config;
+pub use startup::{Running, spawn};

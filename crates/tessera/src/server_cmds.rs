@@ -73,23 +73,29 @@ pub struct RotateArgs {
 }
 
 /// Runs `serve`; returns the process exit code.
-pub fn serve(_args: ServeArgs) -> i32 {
-    not_yet("serve")
+pub fn serve(args: ServeArgs) -> i32 {
+    tessera_server::cli::serve(args.config, args.addr, args.database, args.redis)
 }
 
 /// Runs a `user` subcommand; returns the process exit code.
-pub fn user(_cmd: UserCommand) -> i32 {
-    not_yet("user")
+pub fn user(cmd: UserCommand) -> i32 {
+    match cmd {
+        UserCommand::Add {
+            username,
+            roles,
+            database,
+        } => tessera_server::cli::user_add(&username, roles, database),
+    }
 }
 
 /// Runs a `client` subcommand; returns the process exit code.
 pub fn client(_cmd: ClientCommand) -> i32 {
-    not_yet("client")
+    not_yet("client add (OAuth clients)")
 }
 
 /// Runs `key rotate`; returns the process exit code.
-pub fn key_rotate(_args: RotateArgs) -> i32 {
-    not_yet("key rotate")
+pub fn key_rotate(args: RotateArgs) -> i32 {
+    tessera_server::cli::key_rotate(args.config, args.database)
 }
 
 fn not_yet(what: &str) -> i32 {

@@ -1,0 +1,213 @@
+//! Entry points for the `tessera` binary: each builds its own runtime, so the
+//! binary needs no async code. Each returns the process exit code.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::flows::{AuthError, add_user};
+use crate::keys;
+use crate::password::Hasher;
+use crate::startup;
+use crate::telemetry;
+
+/// `tessera serve`: 0 after a graceful shutdown, 1 when startup fails, 2 for a
+/// bad configuration.
+pub fn serve(
+    config_file: Option<PathBuf>,
+    addr: Option<String>,
+    database: Option<String>,
+    redis: Option<String>,
+) -> i32 {
+    let mut config = match Config::load(config_file.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return usage(&e.to_string()),
+    };
+    if let Some(a) = addr {
+        config.addr = a;
+    }
+    if let Some(d) = database {
+        config.database = d;
+    }
+    if redis.is_some() {
+        return usage("--redis (scale-out mode) is not available in this build yet");
+    }
+    if let Err(e) = config.listen_addr().and_then(|_| config.sqlite_path()) {
+        return usage(&e.to_string());
+    }
+    telemetry::init(config.log_format, &config.log_level);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let prepared = match startup::prepare(&config, Arc::new(SystemClock)).await {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("tessera: {e}");
+                return 1;
+            }
+        };
+        let addr = prepared.local_addr();
+        println!("tessera listening on http://{addr}");
+        tracing::info!(%addr, issuer = %prepared.state().core.settings.issuer, "listening");
+        match prepared.run(startup::shutdown_signal()).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("tessera: {e}");
+                1
+            }
+        }
+    })
+}
+
+/// `tessera user add USERNAME [--role R]...`: the password is the first line of
+/// stdin. Prints `{"id", "username", "roles"}`. 1 when the username is taken or the
+/// database fails, 2 for invalid input.
+pub fn user_add(username: &str, roles: Vec<String>, database: Option<String>) -> i32 {
+    let mut config = match Config::load(None) {
+        Ok(c) => c,
+        Err(e) => return usage(&e.to_string()),
+    };
+    if let Some(d) = database {
+        config.database = d;
+    }
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+        return usage(&format!("cannot read the password from stdin: {e}"));
+    }
+    let password = line
+        .strip_suffix('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .unwrap_or(&line)
+        .to_string();
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let store = match startup::open_store(&config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("tessera: {e}");
+                return 1;
+            }
+        };
+        let hasher = match Hasher::new(
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            config.argon2_parallelism,
+        ) {
+            Ok(h) => h,
+            Err(e) => return usage(&e.to_string()),
+        };
+        let r = add_user(
+            &store,
+            &hasher,
+            SystemClock.now(),
+            username,
+            password,
+            roles,
+        )
+        .await;
+        store.close().await;
+        match r {
+            Ok(u) => {
+                println!(
+                    "{}",
+                    serde_json::json!({"id": u.id, "username": u.username, "roles": u.roles})
+                );
+                0
+            }
+            Err(AuthError::InvalidInput(m)) => usage(&m),
+            Err(AuthError::UsernameTaken) => {
+                eprintln!("tessera: the username is taken");
+                1
+            }
+            Err(e) => {
+                eprintln!("tessera: {e:?}");
+                1
+            }
+        }
+    })
+}
+
+/// `tessera key rotate`: the next key becomes current, a new next key is
+/// published, and the old current stays published until its tokens expire. A
+/// running server picks the change up within `key_reload_interval`.
+pub fn key_rotate(config_file: Option<PathBuf>, database: Option<String>) -> i32 {
+    let mut config = match Config::load(config_file.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return usage(&e.to_string()),
+    };
+    if let Some(d) = database {
+        config.database = d;
+    }
+    let alg = match config.signing_algorithm() {
+        Ok(a) => a,
+        Err(e) => return usage(&e.to_string()),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let store = match startup::open_store(&config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("tessera: {e}");
+                return 1;
+            }
+        };
+        let r = rotate_with(&config, &store, alg).await;
+        store.close().await;
+        match r {
+            Ok(out) => {
+                println!("{out}");
+                0
+            }
+            Err(e) => {
+                eprintln!("tessera: {e}");
+                1
+            }
+        }
+    })
+}
+
+/// Rotates the keys of `store` under `config`; returns a JSON summary of the
+/// published kids.
+pub async fn rotate_with(
+    config: &Config,
+    store: &crate::store::SqliteStore,
+    alg: tessera_jose::Algorithm,
+) -> Result<String, keys::KeyError> {
+    let db_path = config
+        .sqlite_path()
+        .map_err(|e| keys::KeyError(e.to_string()))?;
+    let kek = keys::load_kek(config, std::path::Path::new(&db_path))?;
+    let now = SystemClock.now();
+    // The old key stays published while tokens it signed may live: their lifetime,
+    // plus the time a running server may take to notice the rotation.
+    let publish_for = config.access_ttl + config.key_reload_interval + 60;
+    keys::rotate(store, &kek, alg, now, publish_for).await?;
+    let ring = keys::KeyRing::load(store, kek, alg, now).await?;
+    let k = ring.current();
+    Ok(serde_json::json!({"current": k.kid, "published": k.published.keys().iter().filter_map(|j| j.kid()).collect::<Vec<_>>()}).to_string())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("tessera: cannot start the async runtime: {e}");
+            1
+        })
+}
+
+fn usage(msg: &str) -> i32 {
+    eprintln!("tessera: {msg}");
+    2
+}

@@ -1,0 +1,487 @@
+//! Typed, layered configuration: defaults, then a TOML file, then `TESSERA_*`
+//! environment variables, then command-line flags.
+//!
+//! Every key of the TOML file is a top-level key; the variable for `access_ttl` is
+//! `TESSERA_ACCESS_TTL`. Lists (`cors_allow_origins`) are comma-separated in the
+//! environment. Durations are seconds or a number with `s`, `m`, `h` or `d`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use secrecy::SecretString;
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+use tessera_jose::Algorithm;
+
+/// Everything the server can be told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The listen address, HOST:PORT.
+    pub addr: String,
+    /// The database URL, `sqlite://PATH`.
+    pub database: String,
+    /// The issuer URL; by default `http://` + the listen address.
+    pub issuer: Option<String>,
+    /// The audience of `/auth` access tokens; by default the issuer.
+    pub audience: Option<String>,
+    /// Lifetime of access tokens.
+    #[serde(deserialize_with = "duration")]
+    pub access_ttl: i64,
+    /// A refresh family ends after this long without use.
+    #[serde(deserialize_with = "duration")]
+    pub refresh_idle_ttl: i64,
+    /// A refresh family ends this long after login, used or not.
+    #[serde(deserialize_with = "duration")]
+    pub refresh_absolute_ttl: i64,
+    /// Within this interval a spent refresh token answers its successor again.
+    #[serde(deserialize_with = "duration")]
+    pub refresh_reuse_interval: i64,
+    /// Lifetime of a stateful-mode session (idle).
+    #[serde(deserialize_with = "duration")]
+    pub session_ttl: i64,
+    /// `auto`, `true` or `false`: the Secure attribute and the `__Host-` prefix.
+    pub cookie_secure: CookieSecure,
+    /// Origins allowed by CORS; empty means CORS is off.
+    #[serde(deserialize_with = "string_list")]
+    pub cors_allow_origins: Vec<String>,
+    /// argon2id memory cost in KiB.
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations.
+    pub argon2_iterations: u32,
+    /// argon2id parallelism.
+    pub argon2_parallelism: u32,
+    /// `on` or `off`.
+    pub rate_limits: Switch,
+    /// Failed logins or refreshes per account within the window before 429.
+    pub rate_limit_account_failures: u32,
+    /// Failed logins or refreshes per client address within the window before 429.
+    pub rate_limit_address_failures: u32,
+    /// The window of the failure counters.
+    #[serde(deserialize_with = "duration")]
+    pub rate_limit_window: i64,
+    /// Concurrent sessions (refresh families) per user; 0 means no limit.
+    pub session_limit: u32,
+    /// What happens at the limit.
+    pub session_limit_policy: SessionLimitPolicy,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// A tracing filter, e.g. `info` or `tessera_server=debug`.
+    pub log_level: String,
+    /// The algorithm of new signing keys.
+    pub signing_alg: String,
+    /// The key that encrypts signing keys at rest: 32 bytes, base64url.
+    pub key_encryption_key: Option<SecretString>,
+    /// A file holding that key; by default `DATABASE_PATH.key`.
+    pub key_encryption_key_file: Option<String>,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// The `scope` claim of `/auth` access tokens.
+    pub scope: String,
+    /// How often the server re-reads signing keys from the database (a rotation by
+    /// the CLI takes effect within this interval).
+    #[serde(deserialize_with = "duration")]
+    pub key_reload_interval: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            database: "sqlite://tessera.db".into(),
+            issuer: None,
+            audience: None,
+            access_ttl: 15 * 60,
+            refresh_idle_ttl: 14 * 86_400,
+            refresh_absolute_ttl: 30 * 86_400,
+            refresh_reuse_interval: 10,
+            session_ttl: 8 * 3600,
+            cookie_secure: CookieSecure::Auto,
+            cors_allow_origins: Vec::new(),
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            rate_limits: Switch::On,
+            rate_limit_account_failures: 10,
+            rate_limit_address_failures: 50,
+            rate_limit_window: 15 * 60,
+            session_limit: 0,
+            session_limit_policy: SessionLimitPolicy::Refuse,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            signing_alg: "ES256".into(),
+            key_encryption_key: None,
+            key_encryption_key_file: None,
+            max_body_bytes: 64 * 1024,
+            scope: "api".into(),
+            key_reload_interval: 5,
+        }
+    }
+}
+
+/// The configuration could not be read.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Defaults, then `file` (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    /// Like [`Config::load`] with an explicit environment (for tests).
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
+        let mut table = toml::Table::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+            table = text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        }
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("TESSERA_") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            if !KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            table.insert(key.clone(), env_value(&key, value));
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError(format!("invalid configuration: {e}")))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        self.signing_algorithm()?;
+        self.sqlite_path()?;
+        for (name, v) in [
+            ("access_ttl", self.access_ttl),
+            ("refresh_idle_ttl", self.refresh_idle_ttl),
+            ("refresh_absolute_ttl", self.refresh_absolute_ttl),
+            ("session_ttl", self.session_ttl),
+            ("rate_limit_window", self.rate_limit_window),
+            ("key_reload_interval", self.key_reload_interval),
+        ] {
+            if v <= 0 {
+                return Err(ConfigError(format!("{name} must be positive")));
+            }
+        }
+        if self.refresh_reuse_interval < 0 {
+            return Err(ConfigError(
+                "refresh_reuse_interval must not be negative".into(),
+            ));
+        }
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism.max(1)
+            || self.argon2_iterations == 0
+            || self.argon2_parallelism == 0
+        {
+            return Err(ConfigError("argon2 parameters are out of range".into()));
+        }
+        Ok(())
+    }
+
+    /// The listen address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.addr
+            .parse()
+            .map_err(|_| ConfigError(format!("addr {:?} is not HOST:PORT", self.addr)))
+    }
+
+    /// The algorithm of new signing keys.
+    pub fn signing_algorithm(&self) -> Result<Algorithm, ConfigError> {
+        self.signing_alg.parse().map_err(|_| {
+            ConfigError(format!(
+                "signing_alg {:?} is not a JWS algorithm",
+                self.signing_alg
+            ))
+        })
+    }
+
+    /// The file path inside a `sqlite://` database URL.
+    pub fn sqlite_path(&self) -> Result<String, ConfigError> {
+        sqlite_path(&self.database)
+    }
+}
+
+/// The file path inside a `sqlite://PATH` (or `sqlite:PATH`) URL.
+pub fn sqlite_path(url: &str) -> Result<String, ConfigError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| ConfigError(format!("database {url:?} is not a sqlite:// URL")))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() {
+        return Err(ConfigError(format!("database {url:?} names no file")));
+    }
+    Ok(path.to_string())
+}
+
+/// `cookie_secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum CookieSecure {
+    /// Secure, except for an `http://` issuer on a loopback address.
+    Auto,
+    /// Always Secure with the `__Host-` prefix.
+    Always,
+    /// Never (development only).
+    Never,
+}
+
+impl<'de> Deserialize<'de> for CookieSecure {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            B(bool),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::B(true) => Ok(Self::Always),
+            Raw::B(false) => Ok(Self::Never),
+            Raw::S(s) => match s.as_str() {
+                "auto" => Ok(Self::Auto),
+                "true" => Ok(Self::Always),
+                "false" => Ok(Self::Never),
+                _ => Err(de::Error::custom(
+                    "cookie_secure must be auto, true or false",
+                )),
+            },
+        }
+    }
+}
+
+/// `on` / `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+/// What a login does when the user is at the session limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SessionLimitPolicy {
+    /// The new login is refused.
+    Refuse,
+    /// The oldest session ends.
+    EvictOldest,
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+const KEYS: &[&str] = &[
+    "addr",
+    "database",
+    "issuer",
+    "audience",
+    "access_ttl",
+    "refresh_idle_ttl",
+    "refresh_absolute_ttl",
+    "refresh_reuse_interval",
+    "session_ttl",
+    "cookie_secure",
+    "cors_allow_origins",
+    "argon2_memory_kib",
+    "argon2_iterations",
+    "argon2_parallelism",
+    "rate_limits",
+    "rate_limit_account_failures",
+    "rate_limit_address_failures",
+    "rate_limit_window",
+    "session_limit",
+    "session_limit_policy",
+    "log_format",
+    "log_level",
+    "signing_alg",
+    "key_encryption_key",
+    "key_encryption_key_file",
+    "max_body_bytes",
+    "scope",
+    "key_reload_interval",
+];
+
+fn env_value(key: &str, value: &str) -> toml::Value {
+    const NUMBERS: &[&str] = &[
+        "argon2_memory_kib",
+        "argon2_iterations",
+        "argon2_parallelism",
+        "rate_limit_account_failures",
+        "rate_limit_address_failures",
+        "session_limit",
+        "max_body_bytes",
+    ];
+    if key == "cors_allow_origins" {
+        return toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.into()))
+                .collect(),
+        );
+    }
+    if NUMBERS.contains(&key)
+        && let Ok(n) = value.trim().parse::<i64>()
+    {
+        return toml::Value::Integer(n);
+    }
+    toml::Value::String(value.to_string())
+}
+
+/// Parses `15m`, `30s`, `2h`, `1d` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let (num, mult) = match t.as_bytes().last()? {
+        b's' => (&t[..t.len() - 1], 1),
+        b'm' => (&t[..t.len() - 1], 60),
+        b'h' => (&t[..t.len() - 1], 3600),
+        b'd' => (&t[..t.len() - 1], 86_400),
+        _ => (t, 1),
+    };
+    num.parse::<i64>().ok()?.checked_mul(mult)
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        N(i64),
+        S(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::N(n) => Ok(n),
+        Raw::S(s) => parse_duration(&s).ok_or_else(|| {
+            de::Error::custom(format!("{s:?} is not a duration (e.g. 30s, 15m, 2h, 1d)"))
+        }),
+    }
+}
+
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        L(Vec<String>),
+        S(String),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::L(v) => v,
+        Raw::S(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = Config::load_from(None, &[]).unwrap();
+        assert_eq!(c.access_ttl, 900);
+        assert_eq!(c.refresh_reuse_interval, 10);
+        assert_eq!(
+            (
+                c.argon2_memory_kib,
+                c.argon2_iterations,
+                c.argon2_parallelism
+            ),
+            (19_456, 2, 1)
+        );
+        assert_eq!(c.cookie_secure, CookieSecure::Auto);
+        assert_eq!(c.session_limit, 0);
+        assert_eq!(c.database, "sqlite://tessera.db");
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let dir = std::env::temp_dir().join(format!("tessera-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("t.toml");
+        std::fs::write(
+            &file,
+            "access_ttl = \"5m\"\ncookie_secure = true\nsession_limit = 3\n",
+        )
+        .unwrap();
+        let c = Config::load_from(
+            Some(&file),
+            &env(&[
+                ("TESSERA_SESSION_LIMIT", "4"),
+                ("TESSERA_RATE_LIMITS", "off"),
+                (
+                    "TESSERA_CORS_ALLOW_ORIGINS",
+                    "https://a.example, https://b.example",
+                ),
+                ("TESSERA_COOKIE_SECURE", "false"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.access_ttl, 300);
+        assert_eq!(c.session_limit, 4);
+        assert_eq!(c.rate_limits, Switch::Off);
+        assert_eq!(c.cookie_secure, CookieSecure::Never);
+        assert_eq!(
+            c.cors_allow_origins,
+            ["https://a.example", "https://b.example"]
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(Config::load_from(None, &env(&[("TESSERA_ACCESS_TTL", "soon")])).is_err());
+        assert!(Config::load_from(None, &env(&[("TESSERA_COOKIE_SECURE", "maybe")])).is_err());
+        assert!(Config::load_from(None, &env(&[("TESSERA_SIGNING_ALG", "none")])).is_err());
+        assert!(Config::load_from(None, &env(&[("TESSERA_DATABASE", "postgres://x")])).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15m"), Some(900));
+        assert_eq!(parse_duration("2"), Some(2));
+        assert_eq!(parse_duration("1d"), Some(86_400));
+        assert_eq!(parse_duration("x"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+}

@@ -1,0 +1,154 @@
+//! Parsed input: a value of these types has passed its rules.
+
+use std::fmt;
+
+use unicode_normalization::UnicodeNormalization;
+use zeroize::Zeroizing;
+
+/// A username: NFKC, lower-cased (as RFC 8265's UsernameCaseMapped profile maps
+/// case), then NFKC again; 1 to 64 characters; no control characters, no
+/// surrounding whitespace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Username(String);
+
+/// Why a username or password was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidInput(pub &'static str);
+
+impl fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl Username {
+    /// The longest username, in characters after normalization.
+    pub const MAX_CHARS: usize = 64;
+
+    /// Normalizes and checks `raw`.
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let folded: String = raw
+            .nfkc()
+            .collect::<String>()
+            .to_lowercase()
+            .nfkc()
+            .collect();
+        let n = folded.chars().count();
+        if n == 0 {
+            return Err(InvalidInput("the username is empty"));
+        }
+        if n > Self::MAX_CHARS {
+            return Err(InvalidInput("the username is longer than 64 characters"));
+        }
+        if folded.chars().any(char::is_control) {
+            return Err(InvalidInput("the username contains a control character"));
+        }
+        if folded.trim() != folded {
+            return Err(InvalidInput("the username begins or ends with whitespace"));
+        }
+        Ok(Self(folded))
+    }
+
+    /// Normalizes `raw` for a lookup; `None` when no such user can exist.
+    pub fn lookup(raw: &str) -> Option<Self> {
+        Self::parse(raw).ok()
+    }
+
+    /// The normalized form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A password: 8 to 1,024 bytes. Wiped on drop, never printed.
+pub struct Password(Zeroizing<String>);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
+impl Password {
+    /// The shortest password, in bytes.
+    pub const MIN_BYTES: usize = 8;
+    /// The longest password, in bytes.
+    pub const MAX_BYTES: usize = 1024;
+
+    /// Checks a new password's length.
+    pub fn parse(raw: String) -> Result<Self, InvalidInput> {
+        let raw = Zeroizing::new(raw);
+        if raw.len() < Self::MIN_BYTES {
+            return Err(InvalidInput("the password is shorter than 8 bytes"));
+        }
+        if raw.len() > Self::MAX_BYTES {
+            return Err(InvalidInput("the password is longer than 1024 bytes"));
+        }
+        Ok(Self(raw))
+    }
+
+    /// A password presented at login: not checked for length (an old one may
+    /// predate the rules), only capped so that hashing it stays cheap.
+    pub fn presented(raw: String) -> Self {
+        let mut raw = Zeroizing::new(raw);
+        if raw.len() > Self::MAX_BYTES {
+            let mut end = Self::MAX_BYTES;
+            while !raw.is_char_boundary(end) {
+                end -= 1;
+            }
+            raw.truncate(end);
+        }
+        Self(raw)
+    }
+
+    /// The bytes to hash.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_folded() {
+        assert_eq!(Username::parse("Ada").unwrap().as_str(), "ada");
+        assert_eq!(Username::parse("ＡＤＡ").unwrap().as_str(), "ada");
+        assert_eq!(Username::parse("ﬁle").unwrap().as_str(), "file");
+        assert_eq!(Username::parse("Ωmega").unwrap().as_str(), "ωmega");
+    }
+
+    #[test]
+    fn username_rules() {
+        assert_eq!(
+            Username::parse("").unwrap_err(),
+            InvalidInput("the username is empty")
+        );
+        assert!(Username::parse(&"a".repeat(64)).is_ok());
+        assert!(Username::parse(&"a".repeat(65)).is_err());
+        assert!(Username::parse(&"é".repeat(64)).is_ok());
+        assert!(Username::parse("a\u{0}b").is_err());
+        assert!(Username::parse(" ada").is_err());
+        assert!(Username::parse("ada ").is_err());
+    }
+
+    #[test]
+    fn password_rules() {
+        assert!(Password::parse("1234567".into()).is_err());
+        assert!(Password::parse("12345678".into()).is_ok());
+        assert!(Password::parse("x".repeat(1024)).is_ok());
+        assert!(Password::parse("x".repeat(1025)).is_err());
+        assert_eq!(
+            format!("{:?}", Password::parse("secret-pw".into()).unwrap()),
+            "Password(..)"
+        );
+        assert_eq!(Password::presented("é".repeat(600)).as_bytes().len(), 1024);
+    }
+}

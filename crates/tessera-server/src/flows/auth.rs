@@ -1,0 +1,430 @@
+//! Register, login, refresh, logout, logout-all, sessions.
+
+use crate::crypto::{self, SealKey};
+use crate::domain::{Password, Username};
+use crate::metrics::TokenOp;
+use crate::password::Hasher;
+use crate::store::{DenyEntry, DenyKind, Family, NewRefresh, RotateRequest, Rotation, Store, User};
+use crate::tokens::{self, AccessClaims};
+
+use super::{AuthError, Core};
+
+/// The label under which a refresh token derives the key that seals its successor.
+const SUCCESSOR_LABEL: &str = "tessera refresh successor";
+
+/// A token pair just issued.
+#[derive(Debug)]
+pub struct Issued {
+    /// The access token.
+    pub access_token: String,
+    /// Its lifetime, seconds.
+    pub expires_in: i64,
+    /// The refresh token (shown once; the store keeps its hash).
+    pub refresh_token: String,
+    /// Seconds until the family ends if unused.
+    pub refresh_expires_in: i64,
+    /// The session (family) id.
+    pub sid: String,
+    /// The user.
+    pub user: User,
+}
+
+/// A session as `/auth/sessions` lists it.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Family id (= `sid`).
+    pub id: String,
+    /// Login time.
+    pub created_at: i64,
+    /// Last refresh.
+    pub last_used_at: i64,
+    /// User-Agent at login.
+    pub user_agent: Option<String>,
+    /// Address at login.
+    pub ip: Option<String>,
+}
+
+impl Core {
+    /// Registers a user with no roles.
+    pub async fn register(&self, username: &str, password: String) -> Result<User, AuthError> {
+        self.create_user(username, password, Vec::new()).await
+    }
+
+    /// Creates a user with roles.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password: String,
+        roles: Vec<String>,
+    ) -> Result<User, AuthError> {
+        add_user(
+            self.store.as_ref(),
+            &self.hasher,
+            self.now(),
+            username,
+            password,
+            roles,
+        )
+        .await
+    }
+
+    /// Checks a username and password under the brute-force limits; the same
+    /// answer, in the same time, for an unknown user and a wrong password.
+    pub async fn check_password(
+        &self,
+        username: &str,
+        password: String,
+        ip: &str,
+    ) -> Result<User, AuthError> {
+        let now = self.now();
+        let normalized = Username::lookup(username);
+        let account_key = format!("acct:{}", normalized.as_ref().map_or("", |u| u.as_str()));
+        let address_key = format!("addr:{ip}");
+        let s = &self.settings;
+        if let Err(wait) = self
+            .limiter
+            .check(&address_key, s.address_failures, now)
+            .and_then(|()| self.limiter.check(&account_key, s.account_failures, now))
+        {
+            self.metrics.rate_limited();
+            tracing::warn!(target: "audit", event = "login_rate_limited", ip, "login refused by the brute-force limit");
+            return Err(AuthError::RateLimited(wait));
+        }
+        let user = match &normalized {
+            Some(u) => self.store.user_by_username(u.as_str()).await?,
+            None => None,
+        };
+        let password = Password::presented(password);
+        let hasher = self.hasher.clone();
+        let phc = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = tokio::task::spawn_blocking(move || hasher.verify(&password, phc.as_deref()))
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        match user {
+            Some(user) if ok => {
+                self.limiter.clear(&account_key);
+                Ok(user)
+            }
+            _ => {
+                self.limiter.fail(&address_key, now);
+                self.limiter.fail(&account_key, now);
+                self.metrics.login_failure();
+                tracing::info!(target: "audit", event = "login_failure", ip, "login failed");
+                Err(AuthError::InvalidGrant)
+            }
+        }
+    }
+
+    /// Logs in: a new family and a token pair.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: String,
+        user_agent: Option<String>,
+        ip: &str,
+    ) -> Result<Issued, AuthError> {
+        let user = self.check_password(username, password, ip).await?;
+        let now = self.now();
+        let family = Family {
+            id: crypto::random_id()?,
+            user_id: user.id.clone(),
+            created_at: now,
+            last_used_at: now,
+            user_agent: user_agent.map(|ua| ua.chars().take(256).collect()),
+            ip: Some(ip.to_string()),
+        };
+        let refresh = crypto::random_token()?;
+        let evicted = match self
+            .store
+            .create_family(
+                &family,
+                &NewRefresh {
+                    hash: crypto::hash_secret(&refresh),
+                },
+                self.settings.family,
+                self.settings.session_limit,
+            )
+            .await
+        {
+            Ok(ev) => ev,
+            Err(crate::store::StoreError::SessionLimit) => {
+                tracing::info!(target: "audit", event = "session_limit_refused", user_id = %user.id, "login refused at the session limit");
+                return Err(AuthError::SessionLimit);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !evicted.is_empty() {
+            tracing::info!(target: "audit", event = "session_limit_evicted", user_id = %user.id, count = evicted.len(), "oldest sessions ended at the session limit");
+            self.deny_sessions(&evicted, now).await?;
+        }
+        self.metrics.op(TokenOp::RefreshIssued);
+        tracing::info!(target: "audit", event = "login_success", user_id = %user.id, sid = %family.id, ip, "login");
+        self.issue(user, &family, refresh, now)
+    }
+
+    /// Spends a refresh token for a new pair.
+    pub async fn refresh(&self, refresh_token: &str, ip: &str) -> Result<Issued, AuthError> {
+        let now = self.now();
+        let address_key = format!("addr:{ip}");
+        if let Err(wait) = self
+            .limiter
+            .check(&address_key, self.settings.address_failures, now)
+        {
+            self.metrics.rate_limited();
+            return Err(AuthError::RateLimited(wait));
+        }
+        if refresh_token.is_empty() || refresh_token.len() > 128 {
+            return Err(self.refresh_failed(&address_key, now));
+        }
+        let presented = crypto::hash_secret(refresh_token);
+        let successor = crypto::random_token()?;
+        let seal = SealKey::derive(SUCCESSOR_LABEL, refresh_token);
+        let successor_sealed = seal.seal(successor.as_bytes(), &presented)?;
+        let req = RotateRequest {
+            presented: presented.clone(),
+            successor: NewRefresh {
+                hash: crypto::hash_secret(&successor),
+            },
+            successor_sealed,
+            now,
+            reuse_interval: self.settings.reuse_interval,
+            policy: self.settings.family,
+        };
+        match self.store.rotate_refresh(&req).await? {
+            Rotation::Rotated { family, user } => {
+                self.metrics.op(TokenOp::RefreshRotated);
+                self.issue(user, &family, successor, now)
+            }
+            Rotation::Replayed {
+                family,
+                user,
+                successor_sealed,
+            } => {
+                let plain = seal
+                    .open(&successor_sealed, &presented)
+                    .map_err(|_| AuthError::Internal("a sealed successor did not open".into()))?;
+                let successor = String::from_utf8(plain.to_vec())
+                    .map_err(|_| AuthError::Internal("a sealed successor is not text".into()))?;
+                self.metrics.op(TokenOp::RefreshReplayed);
+                tracing::info!(target: "audit", event = "refresh_replayed", user_id = %user.id, sid = %family.id, "spent refresh token within the reuse interval; same successor answered");
+                self.issue(user, &family, successor, now)
+            }
+            Rotation::ReuseDetected { family_id, user_id } => {
+                self.metrics.op(TokenOp::RefreshReuse);
+                tracing::warn!(target: "audit", event = "refresh_reuse", user_id = %user_id, sid = %family_id, ip, "a spent refresh token was presented again; its family is revoked");
+                self.deny_sessions(std::slice::from_ref(&family_id), now)
+                    .await?;
+                Err(self.refresh_failed(&address_key, now))
+            }
+            _ => Err(self.refresh_failed(&address_key, now)),
+        }
+    }
+
+    /// The live family of a refresh token (for the CSRF check of cookie refresh).
+    pub async fn family_of_refresh(
+        &self,
+        refresh_token: &str,
+    ) -> Result<Option<Family>, AuthError> {
+        if refresh_token.is_empty() || refresh_token.len() > 128 {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .family_of_refresh(
+                &crypto::hash_secret(refresh_token),
+                self.now(),
+                self.settings.family,
+            )
+            .await?)
+    }
+
+    /// Logs out: the session ends and this access token is denied until it expires.
+    pub async fn logout(
+        &self,
+        claims: &AccessClaims,
+        refresh_token: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let now = self.now();
+        let mut sids = vec![claims.sid.clone()];
+        if let Some(rt) = refresh_token
+            && let Some(f) = self.family_of_refresh(rt).await?
+            && f.user_id == claims.sub
+            && f.id != claims.sid
+        {
+            sids.push(f.id);
+        }
+        for sid in &sids {
+            self.store
+                .revoke_family(sid, Some(&claims.sub), now, "logout")
+                .await?;
+        }
+        let mut entries = vec![DenyEntry {
+            kind: DenyKind::Jti,
+            value: claims.jti.clone(),
+            cutoff: 0,
+            expires_at: claims.exp + 1,
+        }];
+        entries.extend(sids.iter().map(|sid| DenyEntry {
+            kind: DenyKind::Sid,
+            value: sid.clone(),
+            cutoff: 0,
+            expires_at: now + self.settings.access_ttl + 1,
+        }));
+        self.deny(&entries).await?;
+        self.metrics.op(TokenOp::Revoked);
+        tracing::info!(target: "audit", event = "logout", user_id = %claims.sub, sid = %claims.sid, "logout");
+        Ok(())
+    }
+
+    /// Ends every session of the user and denies every access token issued to them
+    /// before now.
+    pub async fn logout_all(&self, user_id: &str) -> Result<(), AuthError> {
+        let now = self.now();
+        let sids = self
+            .store
+            .revoke_user_families(user_id, now, "logout_all")
+            .await?;
+        let mut entries: Vec<DenyEntry> = sids
+            .iter()
+            .map(|sid| DenyEntry {
+                kind: DenyKind::Sid,
+                value: sid.clone(),
+                cutoff: 0,
+                expires_at: now + self.settings.access_ttl + 1,
+            })
+            .collect();
+        entries.push(DenyEntry {
+            kind: DenyKind::User,
+            value: user_id.to_string(),
+            cutoff: now,
+            expires_at: now + self.settings.access_ttl + 1,
+        });
+        self.deny(&entries).await?;
+        self.metrics.op(TokenOp::Revoked);
+        tracing::info!(target: "audit", event = "logout_all", user_id, sessions = sids.len(), "logout from every session");
+        Ok(())
+    }
+
+    /// The user's live sessions, oldest first.
+    pub async fn sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>, AuthError> {
+        let families = self
+            .store
+            .live_families(user_id, self.now(), self.settings.family)
+            .await?;
+        Ok(families
+            .into_iter()
+            .map(|f| SessionInfo {
+                id: f.id,
+                created_at: f.created_at,
+                last_used_at: f.last_used_at,
+                user_agent: f.user_agent,
+                ip: f.ip,
+            })
+            .collect())
+    }
+
+    /// Ends one session of the user; `NotFound` for another user's or an unknown one.
+    pub async fn end_session(&self, user_id: &str, sid: &str) -> Result<(), AuthError> {
+        let now = self.now();
+        if !self
+            .store
+            .revoke_family(sid, Some(user_id), now, "session_deleted")
+            .await?
+        {
+            return Err(AuthError::NotFound);
+        }
+        self.deny_sessions(&[sid.to_string()], now).await?;
+        self.metrics.op(TokenOp::Revoked);
+        tracing::info!(target: "audit", event = "session_ended", user_id, sid, "session ended");
+        Ok(())
+    }
+
+    /// Verifies a bearer token.
+    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, tokens::Refused> {
+        let r = self
+            .verifier
+            .verify(&self.keys, &self.denylist, token, self.now());
+        if r.is_err() {
+            self.metrics.op(TokenOp::AccessRefused);
+        }
+        r
+    }
+
+    fn refresh_failed(&self, address_key: &str, now: i64) -> AuthError {
+        self.limiter.fail(address_key, now);
+        self.metrics.login_failure();
+        self.metrics.op(TokenOp::RefreshRefused);
+        AuthError::InvalidGrant
+    }
+
+    fn issue(
+        &self,
+        user: User,
+        family: &Family,
+        refresh_token: String,
+        now: i64,
+    ) -> Result<Issued, AuthError> {
+        let s = &self.settings;
+        let claims = AccessClaims {
+            iss: s.issuer.clone(),
+            sub: user.id.clone(),
+            aud: s.audience.clone(),
+            exp: now + s.access_ttl,
+            iat: now,
+            jti: crypto::random_id()?,
+            sid: family.id.clone(),
+            roles: user.roles.clone(),
+            scope: s.scope.clone(),
+            username: user.username.clone(),
+        };
+        let access_token =
+            tokens::mint(&self.keys, &claims).map_err(|e| AuthError::Internal(e.to_string()))?;
+        self.metrics.op(TokenOp::AccessIssued);
+        let refresh_expires_in = (family.last_used_at.max(now) + s.family.idle)
+            .min(family.created_at + s.family.absolute)
+            - now;
+        Ok(Issued {
+            access_token,
+            expires_in: s.access_ttl,
+            refresh_token,
+            refresh_expires_in,
+            sid: family.id.clone(),
+            user,
+        })
+    }
+}
+
+/// Creates a user (registration, and `tessera user add` without a running server).
+pub async fn add_user(
+    store: &dyn Store,
+    hasher: &Hasher,
+    now: i64,
+    username: &str,
+    password: String,
+    roles: Vec<String>,
+) -> Result<User, AuthError> {
+    let username = Username::parse(username).map_err(|e| AuthError::InvalidInput(e.0.into()))?;
+    let password = Password::parse(password).map_err(|e| AuthError::InvalidInput(e.0.into()))?;
+    for r in &roles {
+        if r.is_empty() || r.len() > 64 || r.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(AuthError::InvalidInput(
+                "a role is 1 to 64 characters without spaces".into(),
+            ));
+        }
+    }
+    let h = hasher.clone();
+    let hash = tokio::task::spawn_blocking(move || h.hash(&password))
+        .await
+        .map_err(|e| AuthError::Internal(e.to_string()))?
+        .map_err(|e| AuthError::Internal(e.to_string()))?;
+    let user = User {
+        id: crypto::random_id()?,
+        username: username.as_str().to_string(),
+        password_hash: hash,
+        roles,
+        created_at: now,
+    };
+    store.create_user(&user).await?;
+    tracing::info!(target: "audit", event = "user_created", user_id = %user.id, "user created");
+    Ok(user)
+}

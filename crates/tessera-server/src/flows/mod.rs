@@ -1,0 +1,191 @@
+//! The flows: what each route does, in the store's vocabulary, without HTTP.
+//! Time comes from the [`Clock`]; tokens are minted through [`crate::tokens`].
+
+mod auth;
+mod stateful;
+
+use std::sync::Arc;
+
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+pub use auth::{Issued, SessionInfo, add_user};
+pub use stateful::StatefulLogin;
+
+use crate::clock::Clock;
+use crate::denylist::Denylist;
+use crate::keys::KeyRing;
+use crate::metrics::Metrics;
+use crate::password::Hasher;
+use crate::ratelimit::Limiter;
+use crate::store::{DenyEntry, DenyKind, FamilyPolicy, SessionLimit, Store, StoreError};
+use crate::tokens::Verifier;
+
+/// Why a flow refused, in terms the HTTP layer maps to a status.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// Input that breaks a rule (400).
+    InvalidInput(String),
+    /// Wrong credentials, or a bad, spent or expired refresh token (401).
+    InvalidGrant,
+    /// The username is taken (409).
+    UsernameTaken,
+    /// Too many failures; retry after this many seconds (429).
+    RateLimited(i64),
+    /// At the session limit, with policy `refuse`.
+    SessionLimit,
+    /// No such thing of this user (404).
+    NotFound,
+    /// Something failed inside; logged, never shown.
+    Internal(String),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict => Self::UsernameTaken,
+            StoreError::SessionLimit => Self::SessionLimit,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::crypto::CryptoError> for AuthError {
+    fn from(e: crate::crypto::CryptoError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+/// The flows' settings, derived from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `iss` of access tokens.
+    pub issuer: String,
+    /// `aud` of access tokens.
+    pub audience: String,
+    /// Access token lifetime, seconds.
+    pub access_ttl: i64,
+    /// Family lifetimes.
+    pub family: FamilyPolicy,
+    /// Refresh reuse interval, seconds.
+    pub reuse_interval: i64,
+    /// Stateful session lifetime (idle), seconds.
+    pub session_ttl: i64,
+    /// `scope` of access tokens.
+    pub scope: String,
+    /// The session limit, if any.
+    pub session_limit: Option<SessionLimit>,
+    /// Failures per account before 429.
+    pub account_failures: u32,
+    /// Failures per address before 429.
+    pub address_failures: u32,
+}
+
+/// Everything the flows use; one per server, shared by every request.
+pub struct Core {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Signing keys.
+    pub keys: KeyRing,
+    /// Revoked access tokens.
+    pub denylist: Denylist,
+    /// Password hashing.
+    pub hasher: Hasher,
+    /// Brute-force limits.
+    pub limiter: Limiter,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Bearer verification.
+    pub verifier: Verifier,
+    /// Settings.
+    pub settings: Settings,
+    csrf_key: hmac::Key,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// Assembles the core. The CSRF key is derived from the key-encryption key, so
+    /// CSRF tokens survive a restart.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        keys: KeyRing,
+        denylist: Denylist,
+        hasher: Hasher,
+        limiter: Limiter,
+        settings: Settings,
+    ) -> Self {
+        let csrf_key = hmac::Key::new(
+            hmac::HMAC_SHA256,
+            keys.kek().subkey("tessera csrf").as_slice(),
+        );
+        let verifier = Verifier::new(&settings.issuer, &settings.audience);
+        Self {
+            store,
+            clock,
+            keys,
+            denylist,
+            hasher,
+            limiter,
+            metrics: Metrics::new(),
+            verifier,
+            settings,
+            csrf_key,
+        }
+    }
+
+    /// Now, by the clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// The CSRF token of a session (cookie delivery): an HMAC of its id, so it is
+    /// bound to the session and needs no storage.
+    pub fn csrf_for(&self, sid: &str) -> String {
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.csrf_key, sid.as_bytes()).as_ref())
+    }
+
+    /// Loads the persisted denylist into memory.
+    pub async fn load_denylist(&self) -> Result<(), StoreError> {
+        let entries = self.store.denylist(self.now()).await?;
+        self.denylist.insert(&entries);
+        Ok(())
+    }
+
+    /// Denies every access token of these sessions, in memory and in the store.
+    async fn deny_sessions(&self, sids: &[String], now: i64) -> Result<(), AuthError> {
+        if sids.is_empty() {
+            return Ok(());
+        }
+        let entries: Vec<DenyEntry> = sids
+            .iter()
+            .map(|sid| DenyEntry {
+                kind: DenyKind::Sid,
+                value: sid.clone(),
+                cutoff: 0,
+                expires_at: now + self.settings.access_ttl + 1,
+            })
+            .collect();
+        self.deny(&entries).await
+    }
+
+    async fn deny(&self, entries: &[DenyEntry]) -> Result<(), AuthError> {
+        // Memory first: the revocation takes effect here at once even if the write
+        // fails (the error is still reported).
+        self.denylist.insert(entries);
+        self.store.deny(entries).await?;
+        Ok(())
+    }
+}

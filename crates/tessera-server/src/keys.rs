@@ -1,0 +1,273 @@
+//! Signing keys: kept in the store with their private parts sealed under the
+//! key-encryption key (KEK); three published at a time (previous, current, next).
+//!
+//! Rotation publishes the next key before it signs anything: a key is generated as
+//! `next` (in every JWKS, verifying nothing yet), and `tessera key rotate` makes it
+//! `current`, the old current `previous` (published until every token it signed has
+//! expired), and generates a new `next`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use secrecy::ExposeSecret;
+use tessera_jose::{Algorithm, Curve, Jwk, JwkSet};
+
+use crate::config::Config;
+use crate::crypto::SealKey;
+use crate::store::{KeyState, Store, StoreError, StoredKey};
+
+/// A key-ring error.
+#[derive(Debug)]
+pub struct KeyError(pub String);
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+impl From<StoreError> for KeyError {
+    fn from(e: StoreError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl From<tessera_jose::Error> for KeyError {
+    fn from(e: tessera_jose::Error) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// The keys in force: the signer and the published set.
+#[derive(Debug)]
+pub struct Keys {
+    /// The current private key.
+    pub signer: Jwk,
+    /// Its algorithm.
+    pub alg: Algorithm,
+    /// Its kid.
+    pub kid: String,
+    /// Every published public key (previous, current, next).
+    pub published: JwkSet,
+    /// `published` as JSON, served at /.well-known/jwks.json.
+    pub jwks_json: Arc<str>,
+}
+
+/// The key ring shared by every request; reloaded from the store.
+#[derive(Debug)]
+pub struct KeyRing {
+    keys: RwLock<Arc<Keys>>,
+    kek: SealKey,
+}
+
+impl KeyRing {
+    /// Loads the keys, creating current and next ones when the store has none.
+    pub async fn load(
+        store: &dyn Store,
+        kek: SealKey,
+        alg: Algorithm,
+        now: i64,
+    ) -> Result<Self, KeyError> {
+        ensure_keys(store, &kek, alg, now).await?;
+        let keys = read_keys(store, &kek, now).await?;
+        Ok(Self {
+            keys: RwLock::new(Arc::new(keys)),
+            kek,
+        })
+    }
+
+    /// The keys in force.
+    pub fn current(&self) -> Arc<Keys> {
+        // A poisoned lock only means a writer panicked between two whole values.
+        match self.keys.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// Re-reads the keys (a rotation by the CLI, or the end of a previous key's
+    /// publication).
+    pub async fn reload(&self, store: &dyn Store, now: i64) -> Result<(), KeyError> {
+        store.retire_keys(now).await?;
+        let keys = Arc::new(read_keys(store, &self.kek, now).await?);
+        match self.keys.write() {
+            Ok(mut g) => *g = keys,
+            Err(p) => *p.into_inner() = keys,
+        }
+        Ok(())
+    }
+
+    /// The key-encryption key.
+    pub fn kek(&self) -> &SealKey {
+        &self.kek
+    }
+}
+
+/// Rotates: next → current, current → previous (published until `now +
+/// publish_for`), previous → retired, and a new next.
+pub async fn rotate(
+    store: &dyn Store,
+    kek: &SealKey,
+    alg: Algorithm,
+    now: i64,
+    publish_for: i64,
+) -> Result<(), KeyError> {
+    ensure_keys(store, kek, alg, now).await?;
+    let next = new_key(kek, alg, KeyState::Next, now)?;
+    store.rotate_keys(&next, now + publish_for).await?;
+    Ok(())
+}
+
+/// Generates a private signing key for `alg`.
+pub fn generate(alg: Algorithm) -> Result<Jwk, KeyError> {
+    let name = alg.name();
+    let key = match name {
+        "ES256" => Jwk::generate_curve(Curve::P256)?,
+        "ES384" => Jwk::generate_curve(Curve::P384)?,
+        "ES512" => Jwk::generate_curve(Curve::P521)?,
+        "EdDSA" | "Ed25519" => Jwk::generate_curve(Curve::Ed25519)?,
+        n if n.starts_with("RS") || n.starts_with("PS") => Jwk::generate_rsa(2048)?,
+        _ => {
+            return Err(KeyError(format!(
+                "{name} cannot sign published tokens (a JWKS holds public keys only); use ES256, ES384, ES512, EdDSA, RS* or PS*"
+            )));
+        }
+    };
+    let kid = key.thumbprint();
+    Ok(key.with_kid(kid).with_alg(name).with_use("sig"))
+}
+
+/// The key-encryption key: `key_encryption_key` from the config or environment,
+/// else the file `key_encryption_key_file`, else `DATABASE.key` beside the
+/// database, created (with a warning) when absent.
+pub fn load_kek(config: &Config, db_path: &Path) -> Result<SealKey, KeyError> {
+    if let Some(text) = &config.key_encryption_key {
+        return SealKey::from_base64(text.expose_secret())
+            .ok_or_else(|| KeyError("key_encryption_key must be 32 bytes in base64url".into()));
+    }
+    let path = match &config.key_encryption_key_file {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let mut p = db_path.as_os_str().to_owned();
+            p.push(".key");
+            PathBuf::from(p)
+        }
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => SealKey::from_base64(&text).ok_or_else(|| {
+            KeyError(format!(
+                "{} does not hold 32 bytes in base64url",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SealKey::generate().map_err(|e| KeyError(e.to_string()))?;
+            write_private(&path, key.to_base64().as_bytes())
+                .map_err(|e| KeyError(format!("cannot create {}: {e}", path.display())))?;
+            tracing::warn!(
+                path = %path.display(),
+                "created a key-encryption key beside the database; keep it secret and back it up, \
+                 or set TESSERA_KEY_ENCRYPTION_KEY"
+            );
+            Ok(key)
+        }
+        Err(e) => Err(KeyError(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+async fn ensure_keys(
+    store: &dyn Store,
+    kek: &SealKey,
+    alg: Algorithm,
+    now: i64,
+) -> Result<(), KeyError> {
+    let existing = store.signing_keys().await?;
+    if existing.iter().any(|k| k.state == KeyState::Current) {
+        return Ok(());
+    }
+    let current = new_key(kek, alg, KeyState::Current, now)?;
+    let next = new_key(kek, alg, KeyState::Next, now)?;
+    if store.init_keys(&[current, next]).await? {
+        tracing::info!(target: "audit", event = "keys_created", alg = alg.name(), "created signing keys");
+    }
+    Ok(())
+}
+
+fn new_key(
+    kek: &SealKey,
+    alg: Algorithm,
+    state: KeyState,
+    now: i64,
+) -> Result<StoredKey, KeyError> {
+    let jwk = generate(alg)?;
+    let kid = jwk.kid().unwrap_or_default().to_string();
+    let public = jwk.to_public()?.to_json();
+    let private = zeroize::Zeroizing::new(jwk.to_json());
+    let sealed = kek
+        .seal(private.as_bytes(), kid.as_bytes())
+        .map_err(|e| KeyError(e.to_string()))?;
+    Ok(StoredKey {
+        kid,
+        alg: alg.name().to_string(),
+        state,
+        public_jwk: public,
+        private_sealed: sealed,
+        created_at: now,
+        publish_until: None,
+    })
+}
+
+async fn read_keys(store: &dyn Store, kek: &SealKey, now: i64) -> Result<Keys, KeyError> {
+    let stored = store.signing_keys().await?;
+    let mut published = Vec::new();
+    let mut signer = None;
+    for k in &stored {
+        let visible = match k.state {
+            KeyState::Next | KeyState::Current => true,
+            KeyState::Previous => k.publish_until.is_none_or(|t| t > now),
+            _ => false,
+        };
+        if !visible {
+            continue;
+        }
+        published.push(Jwk::from_json(&k.public_jwk)?);
+        if k.state == KeyState::Current {
+            let private = kek.open(&k.private_sealed, k.kid.as_bytes()).map_err(|_| {
+                KeyError(format!(
+                    "cannot decrypt signing key {}: wrong key-encryption key, or the database was altered",
+                    k.kid
+                ))
+            })?;
+            let jwk = Jwk::from_json(&*private)?;
+            let alg: Algorithm = k.alg.parse()?;
+            signer = Some((jwk, alg, k.kid.clone()));
+        }
+    }
+    let (signer, alg, kid) =
+        signer.ok_or_else(|| KeyError("the store has no current signing key".into()))?;
+    let published = JwkSet::new(published);
+    let jwks_json: Arc<str> = published.to_json().into();
+    Ok(Keys {
+        signer,
+        alg,
+        kid,
+        published,
+        jwks_json,
+    })
+}

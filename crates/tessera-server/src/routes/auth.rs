@@ -1,0 +1,387 @@
+//! `/auth/*`: register, login, refresh, logout, logout-all, me, sessions.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::flows::Issued;
+use crate::http::{
+    ApiJson, AppState, Authenticated, CSRF_COOKIE, Client, OptionalJson, REFRESH_COOKIE, SameSite,
+    cookie, csrf_ok,
+};
+
+/// `POST /auth/register` body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    /// 1 to 64 characters after normalization (NFKC, lower case).
+    pub username: String,
+    /// 8 to 1,024 bytes.
+    pub password: String,
+}
+
+/// A registered user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisterResponse {
+    /// The user id.
+    pub id: String,
+    /// The normalized username.
+    pub username: String,
+}
+
+/// How the tokens of a login are delivered.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    /// In the JSON body.
+    #[default]
+    Json,
+    /// In cookies, with a CSRF token.
+    Cookie,
+}
+
+/// `POST /auth/login` body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// The username.
+    pub username: String,
+    /// The password.
+    pub password: String,
+    /// `json` (default) or `cookie`.
+    #[serde(default)]
+    pub delivery: Option<Delivery>,
+}
+
+/// A token pair (JSON delivery).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// The access token (a JWT, `typ: at+jwt`).
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The refresh token (opaque; good once).
+    pub refresh_token: String,
+    /// Seconds until the session ends if the refresh token is not used.
+    pub refresh_expires_in: i64,
+}
+
+/// The answer of a cookie-delivery login or refresh: no token in the body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CookieTokenResponse {
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Seconds until the session ends if not refreshed.
+    pub refresh_expires_in: i64,
+    /// The CSRF token to echo in `X-CSRF-Token`.
+    pub csrf_token: String,
+}
+
+/// `POST /auth/refresh` body (empty in cookie mode).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    /// The refresh token.
+    pub refresh_token: Option<String>,
+}
+
+/// `POST /auth/logout` body (optional).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LogoutRequest {
+    /// The session's refresh token, ended too.
+    pub refresh_token: Option<String>,
+}
+
+/// `GET /auth/me`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    /// The user id.
+    pub sub: String,
+    /// The username.
+    pub username: String,
+    /// The roles.
+    pub roles: Vec<String>,
+    /// The session id.
+    pub sid: String,
+}
+
+/// One session of `GET /auth/sessions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionItem {
+    /// The session id (the `sid` of its access tokens).
+    pub id: String,
+    /// Login time, Unix seconds.
+    pub created_at: i64,
+    /// Last refresh, Unix seconds.
+    pub last_used_at: i64,
+    /// User-Agent at login.
+    pub user_agent: Option<String>,
+    /// Client address at login.
+    pub ip: Option<String>,
+    /// Whether this is the session of the calling token.
+    pub current: bool,
+}
+
+/// `GET /auth/sessions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionsResponse {
+    /// The live sessions, oldest first.
+    pub sessions: Vec<SessionItem>,
+}
+
+/// Registers a user.
+#[utoipa::path(post, path = "/auth/register", request_body = RegisterRequest,
+    responses(
+        (status = 201, body = RegisterResponse),
+        (status = 400, body = crate::routes::ErrorBody),
+        (status = 409, body = crate::routes::ErrorBody),
+        (status = 413, body = crate::routes::ErrorBody),
+        (status = 415, body = crate::routes::ErrorBody),
+    ))]
+pub async fn register(
+    State(s): State<AppState>,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<Response, ApiError> {
+    let user = s.core.register(&body.username, body.password).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisterResponse {
+            id: user.id,
+            username: user.username,
+        }),
+    )
+        .into_response())
+}
+
+/// Logs in.
+#[utoipa::path(post, path = "/auth/login", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A token pair (JSON delivery) or cookies and a CSRF token (cookie delivery)", body = TokenResponse),
+        (status = 400, body = crate::routes::ErrorBody),
+        (status = 401, body = crate::routes::ErrorBody),
+        (status = 403, body = crate::routes::ErrorBody),
+        (status = 413, body = crate::routes::ErrorBody),
+        (status = 415, body = crate::routes::ErrorBody),
+        (status = 429, body = crate::routes::ErrorBody),
+    ))]
+pub async fn login(
+    State(s): State<AppState>,
+    client: Client,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let issued = s
+        .core
+        .login(&body.username, body.password, client.user_agent, &client.ip)
+        .await?;
+    Ok(answer(&s, issued, body.delivery.unwrap_or_default()))
+}
+
+/// Spends a refresh token for a new pair.
+#[utoipa::path(post, path = "/auth/refresh", request_body(content = RefreshRequest, description = "Empty in cookie mode"),
+    responses(
+        (status = 200, description = "A new pair (or cookies, in cookie mode)", body = TokenResponse),
+        (status = 400, body = crate::routes::ErrorBody),
+        (status = 401, body = crate::routes::ErrorBody),
+        (status = 403, body = crate::routes::ErrorBody),
+        (status = 413, body = crate::routes::ErrorBody),
+        (status = 415, body = crate::routes::ErrorBody),
+        (status = 429, body = crate::routes::ErrorBody),
+    ))]
+pub async fn refresh(
+    State(s): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    OptionalJson(body): OptionalJson<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    if let Some(rt) = body.and_then(|b| b.refresh_token) {
+        let issued = s.core.refresh(&rt, &client.ip).await?;
+        return Ok(answer(&s, issued, Delivery::Json));
+    }
+    let Some(rt) = cookie(&headers, REFRESH_COOKIE) else {
+        return Err(ApiError::invalid_request(
+            "no refresh_token in the body and no refresh cookie",
+        ));
+    };
+    let expected = s
+        .core
+        .family_of_refresh(rt)
+        .await?
+        .map(|f| s.core.csrf_for(&f.id));
+    if !csrf_ok(&headers, expected.as_deref()) {
+        return Err(ApiError::csrf());
+    }
+    let issued = s.core.refresh(rt, &client.ip).await?;
+    Ok(answer(&s, issued, Delivery::Cookie))
+}
+
+/// Logs out: the session ends and the access token is refused from then on.
+#[utoipa::path(post, path = "/auth/logout", request_body(content = LogoutRequest, description = "Optional"),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 400, body = crate::routes::ErrorBody),
+        (status = 401, body = crate::routes::ErrorBody),
+        (status = 403, body = crate::routes::ErrorBody),
+        (status = 413, body = crate::routes::ErrorBody),
+        (status = 415, body = crate::routes::ErrorBody),
+    ))]
+pub async fn logout(
+    State(s): State<AppState>,
+    auth: Authenticated,
+    headers: HeaderMap,
+    OptionalJson(body): OptionalJson<LogoutRequest>,
+) -> Result<Response, ApiError> {
+    let rt = body.and_then(|b| b.refresh_token).or_else(|| {
+        auth.via_cookie
+            .then(|| cookie(&headers, REFRESH_COOKIE).map(str::to_string))
+            .flatten()
+    });
+    s.core.logout(&auth.claims, rt.as_deref()).await?;
+    Ok(no_content(&s, auth.via_cookie))
+}
+
+/// Ends every session of the user.
+#[utoipa::path(post, path = "/auth/logout-all", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every session ended"),
+        (status = 401, body = crate::routes::ErrorBody),
+        (status = 403, body = crate::routes::ErrorBody),
+    ))]
+pub async fn logout_all(
+    State(s): State<AppState>,
+    auth: Authenticated,
+) -> Result<Response, ApiError> {
+    s.core.logout_all(&auth.claims.sub).await?;
+    Ok(no_content(&s, auth.via_cookie))
+}
+
+/// The caller.
+#[utoipa::path(get, path = "/auth/me", security(("bearer" = [])),
+    responses((status = 200, body = MeResponse), (status = 401, body = crate::routes::ErrorBody)))]
+pub async fn me(auth: Authenticated) -> Json<MeResponse> {
+    let c = auth.claims;
+    Json(MeResponse {
+        sub: c.sub,
+        username: c.username,
+        roles: c.roles,
+        sid: c.sid,
+    })
+}
+
+/// The caller's sessions.
+#[utoipa::path(get, path = "/auth/sessions", security(("bearer" = [])),
+    responses((status = 200, body = SessionsResponse), (status = 401, body = crate::routes::ErrorBody)))]
+pub async fn sessions(
+    State(s): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<SessionsResponse>, ApiError> {
+    let list = s.core.sessions(&auth.claims.sub).await?;
+    Ok(Json(SessionsResponse {
+        sessions: list
+            .into_iter()
+            .map(|f| SessionItem {
+                current: f.id == auth.claims.sid,
+                id: f.id,
+                created_at: f.created_at,
+                last_used_at: f.last_used_at,
+                user_agent: f.user_agent,
+                ip: f.ip,
+            })
+            .collect(),
+    }))
+}
+
+/// Ends one of the caller's sessions.
+#[utoipa::path(delete, path = "/auth/sessions/{id}", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The session id")),
+    responses(
+        (status = 204, description = "Session ended"),
+        (status = 401, body = crate::routes::ErrorBody),
+        (status = 403, body = crate::routes::ErrorBody),
+        (status = 404, body = crate::routes::ErrorBody),
+    ))]
+pub async fn delete_session(
+    State(s): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    s.core.end_session(&auth.claims.sub, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn answer(s: &AppState, issued: Issued, delivery: Delivery) -> Response {
+    let mut res = match delivery {
+        Delivery::Json => Json(TokenResponse {
+            access_token: issued.access_token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            refresh_token: issued.refresh_token,
+            refresh_expires_in: issued.refresh_expires_in,
+        })
+        .into_response(),
+        Delivery::Cookie => {
+            let csrf = s.core.csrf_for(&issued.sid);
+            let c = &s.cookies;
+            let mut res = Json(CookieTokenResponse {
+                token_type: "Bearer",
+                expires_in: issued.expires_in,
+                refresh_expires_in: issued.refresh_expires_in,
+                csrf_token: csrf.clone(),
+            })
+            .into_response();
+            let h = res.headers_mut();
+            h.append(
+                header::SET_COOKIE,
+                c.set(
+                    c.access_name(),
+                    &issued.access_token,
+                    "/",
+                    true,
+                    SameSite::Lax,
+                    issued.expires_in,
+                ),
+            );
+            h.append(
+                header::SET_COOKIE,
+                c.set(
+                    REFRESH_COOKIE,
+                    &issued.refresh_token,
+                    "/auth",
+                    true,
+                    SameSite::Strict,
+                    issued.refresh_expires_in,
+                ),
+            );
+            h.append(
+                header::SET_COOKIE,
+                c.set(
+                    CSRF_COOKIE,
+                    &csrf,
+                    "/",
+                    false,
+                    SameSite::Lax,
+                    issued.refresh_expires_in,
+                ),
+            );
+            res
+        }
+    };
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn no_content(s: &AppState, clear_cookies: bool) -> Response {
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    if clear_cookies {
+        for v in s.cookies.clear_all() {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    res
+}

@@ -1,0 +1,216 @@
+//! The HTTP surface: `router(state)` builds the whole application.
+
+pub mod auth;
+pub mod session;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::Serialize;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::error::ApiError;
+use crate::http::AppState;
+
+/// The error shape of every failure.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A machine-readable code (`invalid_request`, `invalid_grant`, ...).
+    pub error: String,
+    /// A human-readable description.
+    pub error_description: String,
+}
+
+/// `GET /healthz` and `GET /readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: &'static str,
+}
+
+/// The OpenAPI description of the server, generated from the handlers.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tessera", description = "The Tessera authentication server."),
+    paths(
+        auth::register, auth::login, auth::refresh, auth::logout, auth::logout_all, auth::me,
+        auth::sessions, auth::delete_session,
+        session::login, session::me, session::logout,
+        jwks, healthz, readyz, metrics,
+    ),
+    components(schemas(ErrorBody, Health)),
+    modifiers(&BearerScheme),
+)]
+pub struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document as JSON.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi().to_json().unwrap_or_else(|_| "{}".into())
+}
+
+/// The application's router, with its body limit, CORS, metrics and fallbacks.
+pub fn router(state: AppState, max_body_bytes: usize, cors_origins: &[String]) -> Router {
+    let mut r = Router::new()
+        .route("/auth/register", post(auth::register))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/refresh", post(auth::refresh))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/logout-all", post(auth::logout_all))
+        .route("/auth/me", get(auth::me))
+        .route("/auth/sessions", get(auth::sessions))
+        .route("/auth/sessions/{id}", delete(auth::delete_session))
+        .route("/session/login", post(session::login))
+        .route("/session/me", get(session::me))
+        .route("/session/logout", post(session::logout))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), observe));
+    let origins: Vec<HeaderValue> = cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if !origins.is_empty() {
+        r = r.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST, Method::DELETE])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    "x-csrf-token".parse().unwrap_or(header::ACCEPT),
+                ])
+                .allow_credentials(true),
+        );
+    }
+    r.with_state(state)
+}
+
+/// The public signing keys: previous, current and next.
+#[utoipa::path(get, path = "/.well-known/jwks.json",
+    responses((status = 200, description = "A JWK Set (RFC 7517)", content_type = "application/json", body = Object)))]
+pub async fn jwks(State(s): State<AppState>) -> Response {
+    let keys = s.core.keys.current();
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=60"),
+            ),
+        ],
+        keys.jwks_json.to_string(),
+    )
+        .into_response()
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+pub async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
+}
+
+/// Readiness: the database answers.
+#[utoipa::path(get, path = "/readyz",
+    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+pub async fn readyz(State(s): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
+    match s.core.store.ping().await {
+        Ok(()) => Ok(axum::Json(Health { status: "ok" })),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database does not answer",
+            ))
+        }
+    }
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
+pub async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        s.core.metrics.render(s.core.denylist.len()),
+    )
+        .into_response()
+}
+
+async fn openapi(State(s): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        s.openapi.clone(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        "this route does not take that method",
+    )
+}
+
+/// Counts and times every request by route, and logs it: method, route and status
+/// only (no query, no header), so that no token reaches a log line.
+async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let res = next.run(req).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let status = res.status().as_u16();
+    s.core
+        .metrics
+        .request(method.as_str(), &route, status, elapsed);
+    tracing::debug!(method = %method, route = %route, status, latency_ms = elapsed * 1000.0, "request");
+    res
+}

@@ -1,0 +1,312 @@
+//! Startup: open the store, load keys and the denylist, bind, serve, shut down
+//! gracefully. Tests bind port 0 and get the real address back.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::config::{Config, CookieSecure, SessionLimitPolicy, Switch};
+use crate::denylist::Denylist;
+use crate::flows::{Core, Settings};
+use crate::http::{App, AppState, CookiePolicy};
+use crate::keys::{self, KeyRing};
+use crate::password::Hasher;
+use crate::ratelimit::Limiter;
+use crate::routes;
+use crate::store::{FamilyPolicy, SessionLimit, SqliteStore, Store};
+
+/// Startup failed.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+fn err(e: impl std::fmt::Display) -> StartError {
+    StartError(e.to_string())
+}
+
+/// Opens the SQLite store named by the config (creating and migrating it).
+pub async fn open_store(config: &Config) -> Result<SqliteStore, StartError> {
+    let path = config.sqlite_path().map_err(err)?;
+    SqliteStore::open(Path::new(&path)).await.map_err(err)
+}
+
+/// A server bound to its address, ready to run.
+#[derive(Debug)]
+pub struct Prepared {
+    listener: TcpListener,
+    state: AppState,
+    router: axum::Router,
+    store: SqliteStore,
+    reload_every: Duration,
+}
+
+impl Prepared {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The application state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let state = self.state.clone();
+        let every = self.reload_every;
+        let maintenance = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let core = &state.core;
+                let now = core.now();
+                if let Err(e) = core.keys.reload(core.store.as_ref(), now).await {
+                    tracing::warn!(error = %e, "reloading signing keys failed");
+                }
+                core.denylist.purge(now);
+            }
+        });
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let r = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        maintenance.abort();
+        self.store.close().await;
+        r.map_err(err)
+    }
+}
+
+/// Builds everything and binds `config.addr` (port 0 picks a free port).
+pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared, StartError> {
+    let addr = config.listen_addr().map_err(err)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener.local_addr().map_err(err)?;
+    let issuer = config
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
+    let audience = config.audience.clone().unwrap_or_else(|| issuer.clone());
+
+    let store = open_store(config).await?;
+    let db_path = config.sqlite_path().map_err(err)?;
+    let kek = keys::load_kek(config, Path::new(&db_path)).map_err(err)?;
+    let alg = config.signing_algorithm().map_err(err)?;
+    keys::generate(alg).map_err(err)?;
+    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    let ring = KeyRing::load(shared.as_ref(), kek, alg, clock.now())
+        .await
+        .map_err(err)?;
+    let hasher = Hasher::new(
+        config.argon2_memory_kib,
+        config.argon2_iterations,
+        config.argon2_parallelism,
+    )
+    .map_err(err)?;
+    let settings = Settings {
+        issuer: issuer.clone(),
+        audience,
+        access_ttl: config.access_ttl,
+        family: FamilyPolicy {
+            idle: config.refresh_idle_ttl,
+            absolute: config.refresh_absolute_ttl,
+        },
+        reuse_interval: config.refresh_reuse_interval,
+        session_ttl: config.session_ttl,
+        scope: config.scope.clone(),
+        session_limit: (config.session_limit > 0).then_some(SessionLimit {
+            max: config.session_limit,
+            evict_oldest: config.session_limit_policy == SessionLimitPolicy::EvictOldest,
+        }),
+        account_failures: config.rate_limit_account_failures,
+        address_failures: config.rate_limit_address_failures,
+    };
+    let limiter = Limiter::new(config.rate_limits == Switch::On, config.rate_limit_window);
+    if config.rate_limits == Switch::Off {
+        tracing::warn!("rate limits are OFF (TESSERA_RATE_LIMITS=off): for benchmarks only");
+    }
+    let core = Core::new(
+        shared,
+        clock,
+        ring,
+        Denylist::new(),
+        hasher,
+        limiter,
+        settings,
+    );
+    core.load_denylist().await.map_err(err)?;
+    let cookies = CookiePolicy {
+        secure: cookie_secure(config.cookie_secure, &issuer),
+    };
+    let state = AppState(Arc::new(App {
+        core,
+        cookies,
+        openapi: routes::openapi_json(),
+    }));
+    let router = routes::router(
+        state.clone(),
+        config.max_body_bytes,
+        &config.cors_allow_origins,
+    );
+    Ok(Prepared {
+        listener,
+        state,
+        router,
+        store,
+        reload_every: Duration::from_secs(u64::try_from(config.key_reload_interval).unwrap_or(5)),
+    })
+}
+
+/// A server running in the background (tests, embedding).
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state.
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), StartError>>,
+}
+
+impl Running {
+    /// Stops accepting, finishes what is in flight, and waits for the end.
+    pub async fn stop(mut self) -> Result<(), StartError> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match (&mut self.task).await {
+            Ok(r) => r,
+            Err(e) => Err(err(e)),
+        }
+    }
+}
+
+/// Prepares and runs a server in the background.
+pub async fn spawn(config: &Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+    let prepared = prepare(config, clock).await?;
+    let addr = prepared.local_addr();
+    let state = prepared.state().clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(prepared.run(async move {
+        let _ = rx.await;
+    }));
+    Ok(Running {
+        addr,
+        state,
+        stop: Some(tx),
+        task,
+    })
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Whether cookies get Secure and the `__Host-` prefix.
+pub fn cookie_secure(policy: CookieSecure, issuer: &str) -> bool {
+    match policy {
+        CookieSecure::Always => true,
+        CookieSecure::Never => {
+            if issuer.starts_with("https://") {
+                tracing::warn!(
+                    "cookie_secure = false with an https issuer: cookies lack Secure and __Host-"
+                );
+            }
+            false
+        }
+        _ => {
+            let loopback_http = issuer
+                .strip_prefix("http://")
+                .map(|rest| rest.split('/').next().unwrap_or_default())
+                .is_some_and(is_loopback_authority);
+            if loopback_http {
+                tracing::warn!(
+                    issuer,
+                    "cookie_secure = auto with an http:// loopback issuer: cookies lack Secure and the __Host- prefix (development only)"
+                );
+            }
+            !loopback_http
+        }
+    }
+}
+
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_security_by_issuer() {
+        assert!(!cookie_secure(CookieSecure::Auto, "http://127.0.0.1:8080"));
+        assert!(!cookie_secure(
+            CookieSecure::Auto,
+            "http://localhost:8080/x"
+        ));
+        assert!(!cookie_secure(CookieSecure::Auto, "http://[::1]:80"));
+        assert!(cookie_secure(CookieSecure::Auto, "http://10.0.0.1:8080"));
+        assert!(cookie_secure(CookieSecure::Auto, "https://127.0.0.1"));
+        assert!(cookie_secure(
+            CookieSecure::Auto,
+            "https://auth.example.com"
+        ));
+        assert!(cookie_secure(CookieSecure::Always, "http://127.0.0.1"));
+        assert!(!cookie_secure(
+            CookieSecure::Never,
+            "https://auth.example.com"
+        ));
+    }
+}

@@ -1,0 +1,345 @@
+//! Storage behind a trait: the flows speak this vocabulary, never SQL. One
+//! implementation per database ([`sqlite`] now), one migrations folder per database.
+//!
+//! Every operation that must be atomic (rotating a refresh token, creating a family
+//! under the session limit, rotating keys) is one method, so each implementation
+//! can run it in one transaction.
+
+pub mod sqlite;
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+pub use sqlite::SqliteStore;
+
+/// A failure of the store.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A unique value is taken (a username).
+    Conflict,
+    /// The user is at the session limit and the policy refuses new sessions.
+    SessionLimit,
+    /// The database failed; the text is for the log, never for a client.
+    Backend(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Conflict => f.write_str("conflict"),
+            Self::SessionLimit => f.write_str("session limit reached"),
+            Self::Backend(e) => write!(f, "database error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// The result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Stable id (the `sub` of its tokens).
+    pub id: String,
+    /// Normalized username.
+    pub username: String,
+    /// PHC string of the argon2id hash.
+    pub password_hash: String,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// When it was created.
+    pub created_at: i64,
+}
+
+/// A refresh family (a login session).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Family {
+    /// Its id, the `sid` of its access tokens.
+    pub id: String,
+    /// Its user.
+    pub user_id: String,
+    /// Login time.
+    pub created_at: i64,
+    /// Last refresh.
+    pub last_used_at: i64,
+    /// User-Agent at login.
+    pub user_agent: Option<String>,
+    /// Client address at login.
+    pub ip: Option<String>,
+}
+
+/// A refresh token about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewRefresh {
+    /// SHA-256 of the token.
+    pub hash: Vec<u8>,
+}
+
+/// How long families live.
+#[derive(Debug, Clone, Copy)]
+pub struct FamilyPolicy {
+    /// Seconds without use after which a family ends.
+    pub idle: i64,
+    /// Seconds after login after which a family ends.
+    pub absolute: i64,
+}
+
+/// A limit on concurrent families per user.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimit {
+    /// The most live families a user may have.
+    pub max: u32,
+    /// End the oldest (true) or refuse the new one (false).
+    pub evict_oldest: bool,
+}
+
+/// A refresh to perform atomically.
+#[derive(Debug, Clone)]
+pub struct RotateRequest {
+    /// Hash of the presented token.
+    pub presented: Vec<u8>,
+    /// The successor, should the presented token be fresh.
+    pub successor: NewRefresh,
+    /// The successor sealed under a key only the presented token derives.
+    pub successor_sealed: Vec<u8>,
+    /// Now.
+    pub now: i64,
+    /// A spent token presented within this many seconds answers its successor again.
+    pub reuse_interval: i64,
+    /// Family lifetimes.
+    pub policy: FamilyPolicy,
+}
+
+/// What a refresh did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Rotation {
+    /// The token was fresh: it is now spent and the successor stored.
+    Rotated {
+        /// The family (after the update).
+        family: Family,
+        /// Its user.
+        user: User,
+    },
+    /// The token was spent within the reuse interval: here is its successor, sealed.
+    Replayed {
+        /// The family.
+        family: Family,
+        /// Its user.
+        user: User,
+        /// The successor, as sealed when the token was spent.
+        successor_sealed: Vec<u8>,
+    },
+    /// The token was spent before the reuse interval: the family is now revoked.
+    ReuseDetected {
+        /// The revoked family.
+        family_id: String,
+        /// Its user.
+        user_id: String,
+    },
+    /// The token's family is revoked or has expired.
+    Dead,
+    /// No such token.
+    Unknown,
+}
+
+/// A denylist entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenyEntry {
+    /// What is denied.
+    pub kind: DenyKind,
+    /// The jti, the sid, or the user id.
+    pub value: String,
+    /// For `User`: tokens issued before this time are denied.
+    pub cutoff: i64,
+    /// The entry may be forgotten after this time (every token it denies has expired).
+    pub expires_at: i64,
+}
+
+/// Kinds of denylist entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DenyKind {
+    /// One access token, by `jti`.
+    Jti,
+    /// Every access token of a session, by `sid`.
+    Sid,
+    /// Every access token of a user issued before a cutoff.
+    User,
+}
+
+impl DenyKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Jti => "jti",
+            Self::Sid => "sid",
+            Self::User => "user",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "jti" => Some(Self::Jti),
+            "sid" => Some(Self::Sid),
+            "user" => Some(Self::User),
+            _ => None,
+        }
+    }
+}
+
+/// The state of a signing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyState {
+    /// Published, not yet signing.
+    Next,
+    /// Signing.
+    Current,
+    /// Published until `publish_until`, no longer signing.
+    Previous,
+    /// Neither published nor signing.
+    Retired,
+}
+
+impl KeyState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Next => "next",
+            Self::Current => "current",
+            Self::Previous => "previous",
+            Self::Retired => "retired",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "next" => Some(Self::Next),
+            "current" => Some(Self::Current),
+            "previous" => Some(Self::Previous),
+            "retired" => Some(Self::Retired),
+            _ => None,
+        }
+    }
+}
+
+/// A signing key as stored.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    /// Key id.
+    pub kid: String,
+    /// JWS algorithm name.
+    pub alg: String,
+    /// State.
+    pub state: KeyState,
+    /// The public JWK, JSON.
+    pub public_jwk: String,
+    /// The private JWK, sealed.
+    pub private_sealed: Vec<u8>,
+    /// Creation time.
+    pub created_at: i64,
+    /// For `Previous`: published until then.
+    pub publish_until: Option<i64>,
+}
+
+/// A stateful-mode session.
+#[derive(Debug, Clone)]
+pub struct ServerSession {
+    /// SHA-256 of the session id.
+    pub id_hash: Vec<u8>,
+    /// Its user.
+    pub user_id: String,
+    /// SHA-256 of its CSRF token.
+    pub csrf_hash: Vec<u8>,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last use.
+    pub last_used_at: i64,
+    /// End (moved forward on use).
+    pub expires_at: i64,
+}
+
+/// Everything the server keeps.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Whether the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Adds a user; `Conflict` when the username is taken.
+    async fn create_user(&self, user: &User) -> StoreResult<()>;
+    /// The user with this normalized username.
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    /// The user with this id.
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+
+    /// Starts a family with its first refresh token, honouring `limit` atomically.
+    /// Returns the ids of families ended to make room (policy evict-oldest).
+    async fn create_family(
+        &self,
+        family: &Family,
+        first: &NewRefresh,
+        policy: FamilyPolicy,
+        limit: Option<SessionLimit>,
+    ) -> StoreResult<Vec<String>>;
+    /// Spends a refresh token, atomically: see [`Rotation`].
+    async fn rotate_refresh(&self, req: &RotateRequest) -> StoreResult<Rotation>;
+    /// The live family of a refresh token, without spending it.
+    async fn family_of_refresh(
+        &self,
+        hash: &[u8],
+        now: i64,
+        policy: FamilyPolicy,
+    ) -> StoreResult<Option<Family>>;
+    /// Ends a family (of `user_id`, when given); false when there was no such live family.
+    async fn revoke_family(
+        &self,
+        family_id: &str,
+        user_id: Option<&str>,
+        now: i64,
+        reason: &str,
+    ) -> StoreResult<bool>;
+    /// Ends every family of a user; returns their ids.
+    async fn revoke_user_families(
+        &self,
+        user_id: &str,
+        now: i64,
+        reason: &str,
+    ) -> StoreResult<Vec<String>>;
+    /// The user's live families, oldest first.
+    async fn live_families(
+        &self,
+        user_id: &str,
+        now: i64,
+        policy: FamilyPolicy,
+    ) -> StoreResult<Vec<Family>>;
+
+    /// Persists denylist entries.
+    async fn deny(&self, entries: &[DenyEntry]) -> StoreResult<()>;
+    /// The entries still in force at `now` (expired ones are deleted).
+    async fn denylist(&self, now: i64) -> StoreResult<Vec<DenyEntry>>;
+
+    /// Every signing key.
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
+    /// Stores `keys` only if there are no signing keys yet; true when stored.
+    async fn init_keys(&self, keys: &[StoredKey]) -> StoreResult<bool>;
+    /// Rotates atomically: previous → retired, current → previous (published until
+    /// `previous_until`), next → current, and `new_next` becomes next.
+    async fn rotate_keys(&self, new_next: &StoredKey, previous_until: i64) -> StoreResult<()>;
+    /// Retires previous keys whose publication has ended.
+    async fn retire_keys(&self, now: i64) -> StoreResult<()>;
+
+    /// Stores a stateful-mode session.
+    async fn create_server_session(&self, s: &ServerSession) -> StoreResult<()>;
+    /// The live session with this id hash and its user; extends it by `ttl` on use.
+    async fn touch_server_session(
+        &self,
+        id_hash: &[u8],
+        now: i64,
+        ttl: i64,
+    ) -> StoreResult<Option<(ServerSession, User)>>;
+    /// Ends a stateful-mode session.
+    async fn delete_server_session(&self, id_hash: &[u8]) -> StoreResult<bool>;
+}

@@ -1,0 +1,658 @@
+//! The SQLite store: WAL mode, one writer connection (SQLite admits one writer at a
+//! time; queuing writers in the pool instead of in SQLite's busy loop keeps latency
+//! flat), several readers, and every multi-statement change in one transaction.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, SqliteConnection};
+
+use super::{
+    DenyEntry, DenyKind, Family, FamilyPolicy, KeyState, NewRefresh, RotateRequest, Rotation,
+    ServerSession, SessionLimit, Store, StoreError, StoreResult, StoredKey, User,
+};
+
+/// The migrations, in order: (version, SQL).
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+
+/// The SQLite implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if absent) the database file at `path` and migrates it.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let opts = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(backend)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts.clone())
+            .await
+            .map_err(backend)?;
+        let store_writer = writer.clone();
+        migrate(&store_writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts.read_only(true))
+            .await
+            .map_err(backend)?;
+        Ok(Self { writer, reader })
+    }
+
+    /// Closes the pools (waits for connections to be returned).
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> StoreResult<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS tessera_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM tessera_migrations")
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+    for (version, sql) in MIGRATIONS {
+        if done.contains(version) {
+            continue;
+        }
+        sqlx::raw_sql(sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO tessera_migrations (version, applied_at) VALUES (?, strftime('%s','now'))",
+        )
+        .bind(version)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    }
+    tx.commit().await.map_err(backend)
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+const USER_COLS: &str = "id, username, password_hash, roles, created_at";
+const FAMILY_COLS: &str = "id, user_id, created_at, last_used_at, user_agent, ip";
+/// The condition under which a family (aliased `f`) is live; binds now-idle, now-absolute.
+const LIVE: &str = "f.revoked_at IS NULL AND f.last_used_at > ? AND f.created_at > ?";
+
+fn user_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<User> {
+    let roles: String = row.try_get("roles").map_err(backend)?;
+    Ok(User {
+        id: row.try_get("id").map_err(backend)?,
+        username: row.try_get("username").map_err(backend)?,
+        password_hash: row.try_get("password_hash").map_err(backend)?,
+        roles: serde_json::from_str(&roles).map_err(backend)?,
+        created_at: row.try_get("created_at").map_err(backend)?,
+    })
+}
+
+fn family_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Family> {
+    Ok(Family {
+        id: row.try_get("id").map_err(backend)?,
+        user_id: row.try_get("user_id").map_err(backend)?,
+        created_at: row.try_get("created_at").map_err(backend)?,
+        last_used_at: row.try_get("last_used_at").map_err(backend)?,
+        user_agent: row.try_get("user_agent").map_err(backend)?,
+        ip: row.try_get("ip").map_err(backend)?,
+    })
+}
+
+fn key_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<StoredKey> {
+    let state: String = row.try_get("state").map_err(backend)?;
+    Ok(StoredKey {
+        kid: row.try_get("kid").map_err(backend)?,
+        alg: row.try_get("alg").map_err(backend)?,
+        state: KeyState::parse(&state)
+            .ok_or_else(|| backend(format!("unknown key state {state}")))?,
+        public_jwk: row.try_get("public_jwk").map_err(backend)?,
+        private_sealed: row.try_get("private_sealed").map_err(backend)?,
+        created_at: row.try_get("created_at").map_err(backend)?,
+        publish_until: row.try_get("publish_until").map_err(backend)?,
+    })
+}
+
+async fn family_and_user(
+    conn: &mut SqliteConnection,
+    family_id: &str,
+) -> StoreResult<(Family, User)> {
+    let f = sqlx::query(&format!(
+        "SELECT {FAMILY_COLS} FROM refresh_families WHERE id = ?"
+    ))
+    .bind(family_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let family = family_from(&f)?;
+    let u = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = ?"))
+        .bind(&family.user_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok((family, user_from(&u)?))
+}
+
+async fn insert_key(conn: &mut SqliteConnection, k: &StoredKey) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, alg, state, public_jwk, private_sealed, created_at, publish_until) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&k.kid)
+    .bind(&k.alg)
+    .bind(k.state.as_str())
+    .bind(&k.public_jwk)
+    .bind(&k.private_sealed)
+    .bind(k.created_at)
+    .bind(k.publish_until)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn create_user(&self, user: &User) -> StoreResult<()> {
+        let roles = serde_json::to_string(&user.roles).map_err(backend)?;
+        let r = sqlx::query(
+            "INSERT INTO users (id, username, password_hash, roles, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(roles)
+        .bind(user.created_at)
+        .execute(&self.writer)
+        .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE username = ?"))
+            .bind(username)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn create_family(
+        &self,
+        family: &Family,
+        first: &NewRefresh,
+        policy: FamilyPolicy,
+        limit: Option<SessionLimit>,
+    ) -> StoreResult<Vec<String>> {
+        // BEGIN IMMEDIATE takes the write lock first, so counting and inserting cannot
+        // interleave with another login of the same user (in this or another process).
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let now = family.created_at;
+        let mut evicted = Vec::new();
+        if let Some(limit) = limit.filter(|l| l.max > 0) {
+            let live: Vec<String> = sqlx::query_scalar(&format!(
+                "SELECT f.id FROM refresh_families f WHERE f.user_id = ? AND {LIVE} ORDER BY f.created_at, f.rowid"
+            ))
+            .bind(&family.user_id)
+            .bind(now - policy.idle)
+            .bind(now - policy.absolute)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+            let max = limit.max as usize;
+            if live.len() >= max {
+                if !limit.evict_oldest {
+                    return Err(StoreError::SessionLimit);
+                }
+                for id in &live[..live.len() + 1 - max] {
+                    sqlx::query(
+                        "UPDATE refresh_families SET revoked_at = ?, revoke_reason = 'session_limit' WHERE id = ?",
+                    )
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                    evicted.push(id.clone());
+                }
+            }
+        }
+        sqlx::query(
+            "INSERT INTO refresh_families (id, user_id, created_at, last_used_at, user_agent, ip) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&family.id)
+        .bind(&family.user_id)
+        .bind(family.created_at)
+        .bind(family.last_used_at)
+        .bind(&family.user_agent)
+        .bind(&family.ip)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query("INSERT INTO refresh_tokens (hash, family_id, created_at) VALUES (?, ?, ?)")
+            .bind(&first.hash)
+            .bind(&family.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(evicted)
+    }
+
+    async fn rotate_refresh(&self, req: &RotateRequest) -> StoreResult<Rotation> {
+        let now = req.now;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        // The conditional UPDATE is the arbiter: of any number of concurrent refreshes
+        // of one token, exactly one finds used_at NULL and wins.
+        let won = sqlx::query(&format!(
+            "UPDATE refresh_tokens SET used_at = ?, successor_sealed = ? \
+             WHERE hash = ? AND used_at IS NULL AND family_id IN \
+             (SELECT f.id FROM refresh_families f WHERE {LIVE})"
+        ))
+        .bind(now)
+        .bind(&req.successor_sealed)
+        .bind(&req.presented)
+        .bind(now - req.policy.idle)
+        .bind(now - req.policy.absolute)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected()
+            == 1;
+        let row = sqlx::query(
+            "SELECT t.family_id, t.used_at, t.successor_sealed, f.user_id, f.revoked_at, f.last_used_at, f.created_at \
+             FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ?",
+        )
+        .bind(&req.presented)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(Rotation::Unknown);
+        };
+        let family_id: String = row.try_get("family_id").map_err(backend)?;
+        if won {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (hash, family_id, created_at) VALUES (?, ?, ?)",
+            )
+            .bind(&req.successor.hash)
+            .bind(&family_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            sqlx::query("UPDATE refresh_families SET last_used_at = ? WHERE id = ?")
+                .bind(now)
+                .bind(&family_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let (family, user) = family_and_user(&mut tx, &family_id).await?;
+            tx.commit().await.map_err(backend)?;
+            return Ok(Rotation::Rotated { family, user });
+        }
+        let revoked: Option<i64> = row.try_get("revoked_at").map_err(backend)?;
+        let last_used: i64 = row.try_get("last_used_at").map_err(backend)?;
+        let created: i64 = row.try_get("created_at").map_err(backend)?;
+        let live = revoked.is_none()
+            && last_used > now - req.policy.idle
+            && created > now - req.policy.absolute;
+        if !live {
+            return Ok(Rotation::Dead);
+        }
+        let used_at: Option<i64> = row.try_get("used_at").map_err(backend)?;
+        let sealed: Option<Vec<u8>> = row.try_get("successor_sealed").map_err(backend)?;
+        match (used_at, sealed) {
+            (Some(used), Some(successor_sealed)) if now - used <= req.reuse_interval => {
+                let (family, user) = family_and_user(&mut tx, &family_id).await?;
+                tx.commit().await.map_err(backend)?;
+                Ok(Rotation::Replayed {
+                    family,
+                    user,
+                    successor_sealed,
+                })
+            }
+            _ => {
+                let user_id: String = row.try_get("user_id").map_err(backend)?;
+                sqlx::query("UPDATE refresh_families SET revoked_at = ?, revoke_reason = 'refresh_reuse' WHERE id = ?")
+                    .bind(now)
+                    .bind(&family_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                tx.commit().await.map_err(backend)?;
+                Ok(Rotation::ReuseDetected { family_id, user_id })
+            }
+        }
+    }
+
+    async fn family_of_refresh(
+        &self,
+        hash: &[u8],
+        now: i64,
+        policy: FamilyPolicy,
+    ) -> StoreResult<Option<Family>> {
+        let row = sqlx::query(&format!(
+            "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip \
+             FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ? AND {LIVE}"
+        ))
+        .bind(hash)
+        .bind(now - policy.idle)
+        .bind(now - policy.absolute)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(family_from).transpose()
+    }
+
+    async fn revoke_family(
+        &self,
+        family_id: &str,
+        user_id: Option<&str>,
+        now: i64,
+        reason: &str,
+    ) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? \
+             WHERE id = ? AND revoked_at IS NULL AND (? IS NULL OR user_id = ?)",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(family_id)
+        .bind(user_id)
+        .bind(user_id)
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn revoke_user_families(
+        &self,
+        user_id: &str,
+        now: i64,
+        reason: &str,
+    ) -> StoreResult<Vec<String>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? WHERE user_id = ? AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(user_id)
+        .fetch_all(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(ids)
+    }
+
+    async fn live_families(
+        &self,
+        user_id: &str,
+        now: i64,
+        policy: FamilyPolicy,
+    ) -> StoreResult<Vec<Family>> {
+        let rows = sqlx::query(&format!(
+            "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip FROM refresh_families f \
+             WHERE f.user_id = ? AND {LIVE} ORDER BY f.created_at, f.rowid"
+        ))
+        .bind(user_id)
+        .bind(now - policy.idle)
+        .bind(now - policy.absolute)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(family_from).collect()
+    }
+
+    async fn deny(&self, entries: &[DenyEntry]) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        for e in entries {
+            let value = match e.kind {
+                DenyKind::User => format!("{} {}", e.value, e.cutoff),
+                _ => e.value.clone(),
+            };
+            sqlx::query(
+                "INSERT INTO denylist (kind, value, expires_at) VALUES (?, ?, ?) \
+                 ON CONFLICT (kind, value) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+            )
+            .bind(e.kind.as_str())
+            .bind(value)
+            .bind(e.expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn denylist(&self, now: i64) -> StoreResult<Vec<DenyEntry>> {
+        sqlx::query("DELETE FROM denylist WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        let rows = sqlx::query("SELECT kind, value, expires_at FROM denylist")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(backend)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let kind: String = row.try_get("kind").map_err(backend)?;
+            let value: String = row.try_get("value").map_err(backend)?;
+            let expires_at: i64 = row.try_get("expires_at").map_err(backend)?;
+            let Some(kind) = DenyKind::parse(&kind) else {
+                continue;
+            };
+            let (value, cutoff) = match kind {
+                DenyKind::User => match value
+                    .rsplit_once(' ')
+                    .and_then(|(u, c)| Some((u, c.parse().ok()?)))
+                {
+                    Some((u, c)) => (u.to_string(), c),
+                    None => continue,
+                },
+                _ => (value, 0),
+            };
+            out.push(DenyEntry {
+                kind,
+                value,
+                cutoff,
+                expires_at,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
+        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, rowid")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(key_from).collect()
+    }
+
+    async fn init_keys(&self, keys: &[StoredKey]) -> StoreResult<bool> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM signing_keys WHERE state IN ('current', 'next')",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if n > 0 {
+            return Ok(false);
+        }
+        for k in keys {
+            insert_key(&mut tx, k).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn rotate_keys(&self, new_next: &StoredKey, previous_until: i64) -> StoreResult<()> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        sqlx::query("UPDATE signing_keys SET state = 'retired' WHERE state = 'previous'")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'previous', publish_until = ? WHERE state = 'current'",
+        )
+        .bind(previous_until)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query("UPDATE signing_keys SET state = 'current' WHERE state = 'next'")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        insert_key(&mut tx, new_next).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn retire_keys(&self, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE signing_keys SET state = 'retired' WHERE state = 'previous' AND publish_until <= ?")
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn create_server_session(&self, s: &ServerSession) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO server_sessions (id_hash, user_id, csrf_hash, created_at, last_used_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.id_hash)
+        .bind(&s.user_id)
+        .bind(&s.csrf_hash)
+        .bind(s.created_at)
+        .bind(s.last_used_at)
+        .bind(s.expires_at)
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn touch_server_session(
+        &self,
+        id_hash: &[u8],
+        now: i64,
+        ttl: i64,
+    ) -> StoreResult<Option<(ServerSession, User)>> {
+        let row = sqlx::query(
+            "SELECT s.id_hash, s.user_id, s.csrf_hash, s.created_at, s.last_used_at, s.expires_at, \
+             u.id, u.username, u.password_hash, u.roles, u.created_at AS user_created_at \
+             FROM server_sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ? AND s.expires_at > ?",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let roles: String = row.try_get("roles").map_err(backend)?;
+        let session = ServerSession {
+            id_hash: row.try_get("id_hash").map_err(backend)?,
+            user_id: row.try_get("user_id").map_err(backend)?,
+            csrf_hash: row.try_get("csrf_hash").map_err(backend)?,
+            created_at: row.try_get("created_at").map_err(backend)?,
+            last_used_at: row.try_get("last_used_at").map_err(backend)?,
+            expires_at: row.try_get("expires_at").map_err(backend)?,
+        };
+        let user = User {
+            id: row.try_get("id").map_err(backend)?,
+            username: row.try_get("username").map_err(backend)?,
+            password_hash: row.try_get("password_hash").map_err(backend)?,
+            roles: serde_json::from_str(&roles).map_err(backend)?,
+            created_at: row.try_get("user_created_at").map_err(backend)?,
+        };
+        // Extending the session is a write; do it at most once a minute per session so
+        // that reads stay reads.
+        if now - session.last_used_at >= 60 {
+            sqlx::query(
+                "UPDATE server_sessions SET last_used_at = ?, expires_at = ? WHERE id_hash = ?",
+            )
+            .bind(now)
+            .bind(now + ttl)
+            .bind(id_hash)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        }
+        Ok(Some((session, user)))
+    }
+
+    async fn delete_server_session(&self, id_hash: &[u8]) -> StoreResult<bool> {
+        let r = sqlx::query("DELETE FROM server_sessions WHERE id_hash = ?")
+            .bind(id_hash)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(r.rows_affected() == 1)
+    }
+}
