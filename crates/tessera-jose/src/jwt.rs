@@ -467,22 +467,39 @@ pub fn decode_nested<T: DeserializeOwned>(
 }
 
 /// The registered claims, borrowed, with their JSON types enforced.
+///
+/// A member that is present must have its type: `"exp": null` is refused, not read as
+/// an absent `exp` (which `allow_missing_exp` would then accept).
 #[derive(Deserialize)]
 struct Registered<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present_str")]
     iss: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present_str")]
     sub: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     aud: Option<AudRef<'a>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     exp: Option<NumericDate>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     nbf: Option<NumericDate>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     iat: Option<NumericDate>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present_str")]
     jti: Option<Cow<'a, str>>,
+}
+
+/// A present member: `null` is an error of type, like any other wrong type.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// [`present`] for strings, still borrowed from the payload where possible.
+fn present_str<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Cow<'a, str>>, D::Error> {
+    CowStr::deserialize(d).map(|s| Some(s.0))
 }
 
 enum AudRef<'a> {
