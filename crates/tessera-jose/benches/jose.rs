@@ -1,0 +1,429 @@
+//! Sign and verify for HS256, RS256, ES256 and EdDSA, in one run, for four contenders:
+//!
+//! - `tessera`: this crate (`jwt::encode`, `jwt::decode`);
+//! - `jsonwebtoken`: the `jsonwebtoken` crate on its aws-lc-rs backend;
+//! - `jwt-simple`: the `jwt-simple` crate (pure-Rust build, without BoringSSL);
+//! - `floor`: the bare aws-lc-rs primitive over the same signing input, with a key
+//!   parsed once (HMAC with a prebuilt `hmac::Key`, `ParsedPublicKey::verify_sig`,
+//!   a key pair's `sign`). No library can verify or sign faster than this.
+//!
+//! Verify means: decode, check the signature, and validate `exp`, `iss` and `aud` into
+//! a typed claims struct. Every contender verifies the very same token (signed once by
+//! tessera, header `{"alg":..,"typ":"JWT"}`) carrying the same claims, and signs the
+//! same claims. `jwt-simple` can only deserialize into its own `JWTClaims<Custom>`, so
+//! it gets the same custom claims (`name`, `admin`) through that wrapper.
+//!
+//! Run with `scripts/bench-jose`, which turns criterion's estimates into the table in
+//! docs/benchmarks.md. Group names are `{alg}-{op}` and function names the contender,
+//! so estimates land in `target/criterion/{alg}-{op}/{contender}/new/estimates.json`.
+
+use std::hint::black_box;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::signature::{KeyPair, ParsedPublicKey};
+use aws_lc_rs::{hmac, rand, signature};
+use criterion::{Criterion, criterion_group, criterion_main};
+use jwt_simple::prelude::{
+    ECDSAP256KeyPairLike, ECDSAP256PublicKeyLike, EdDSAKeyPairLike, EdDSAPublicKeyLike, MACLike,
+    RSAKeyPairLike, RSAPublicKeyLike,
+};
+use serde::{Deserialize, Serialize};
+use tessera_jose::jws::Header;
+use tessera_jose::jwt::{self, Validation};
+use tessera_jose::{Algorithm, Curve, Jwk};
+
+const ISS: &str = "https://auth.example";
+const AUD: &str = "api.example";
+
+/// The typed claims every contender signs and verifies into.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct BenchClaims {
+    iss: String,
+    sub: String,
+    aud: String,
+    exp: i64,
+    iat: i64,
+    name: String,
+    admin: bool,
+}
+
+/// The non-registered part of [`BenchClaims`], for jwt-simple's `JWTClaims<T>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Custom {
+    name: String,
+    admin: bool,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn claims() -> BenchClaims {
+    let iat = now();
+    BenchClaims {
+        iss: ISS.into(),
+        sub: "user-42".into(),
+        aud: AUD.into(),
+        exp: iat + 3600,
+        iat,
+        name: "Ada Lovelace".into(),
+        admin: true,
+    }
+}
+
+fn simple_claims(c: &BenchClaims) -> jwt_simple::prelude::JWTClaims<Custom> {
+    use jwt_simple::prelude::*;
+    JWTClaims {
+        issued_at: Some(UnixTimeStamp::from_secs(c.iat as u64)),
+        expires_at: Some(UnixTimeStamp::from_secs(c.exp as u64)),
+        invalid_before: None,
+        issuer: Some(c.iss.clone()),
+        subject: Some(c.sub.clone()),
+        audiences: Some(Audiences::AsString(c.aud.clone())),
+        jwt_id: None,
+        nonce: None,
+        custom: Custom {
+            name: c.name.clone(),
+            admin: c.admin,
+        },
+    }
+}
+
+fn simple_options() -> jwt_simple::prelude::VerificationOptions {
+    use std::collections::HashSet;
+    jwt_simple::prelude::VerificationOptions {
+        allowed_issuers: Some(HashSet::from([ISS.to_owned()])),
+        allowed_audiences: Some(HashSet::from([AUD.to_owned()])),
+        ..Default::default()
+    }
+}
+
+fn jwt_validation(alg: jsonwebtoken::Algorithm) -> jsonwebtoken::Validation {
+    let mut v = jsonwebtoken::Validation::new(alg);
+    v.set_issuer(&[ISS]);
+    v.set_audience(&[AUD]);
+    v
+}
+
+/// One algorithm's keys in every contender's form, and the token they all verify.
+struct Case {
+    name: &'static str,
+    alg: Algorithm,
+    tessera_private: Jwk,
+    tessera_public: Jwk,
+    jwt_alg: jsonwebtoken::Algorithm,
+    jwt_enc: jsonwebtoken::EncodingKey,
+    jwt_dec: jsonwebtoken::DecodingKey,
+    simple: SimpleKeys,
+    floor: Floor,
+    token: String,
+}
+
+// Four values, built once: boxing would only add an indirection to the timed calls.
+#[allow(clippy::large_enum_variant)]
+enum SimpleKeys {
+    Hs(jwt_simple::prelude::HS256Key),
+    Rs(
+        jwt_simple::prelude::RS256KeyPair,
+        jwt_simple::prelude::RS256PublicKey,
+    ),
+    Es(
+        jwt_simple::prelude::ES256KeyPair,
+        jwt_simple::prelude::ES256PublicKey,
+    ),
+    Ed(
+        jwt_simple::prelude::Ed25519KeyPair,
+        jwt_simple::prelude::Ed25519PublicKey,
+    ),
+}
+
+#[allow(clippy::large_enum_variant)]
+enum Floor {
+    Hs(hmac::Key),
+    Rs(signature::RsaKeyPair, ParsedPublicKey),
+    Es(signature::EcdsaKeyPair, ParsedPublicKey),
+    Ed(signature::Ed25519KeyPair, ParsedPublicKey),
+}
+
+impl Floor {
+    fn sign(&self, rng: &rand::SystemRandom, msg: &[u8]) -> Vec<u8> {
+        match self {
+            Floor::Hs(k) => hmac::sign(k, msg).as_ref().to_vec(),
+            Floor::Rs(pair, _) => {
+                let mut sig = vec![0u8; pair.public_modulus_len()];
+                pair.sign(&signature::RSA_PKCS1_SHA256, rng, msg, &mut sig)
+                    .expect("RSA sign");
+                sig
+            }
+            Floor::Es(pair, _) => pair.sign(rng, msg).expect("ECDSA sign").as_ref().to_vec(),
+            Floor::Ed(pair, _) => pair.sign(msg).as_ref().to_vec(),
+        }
+    }
+
+    fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        match self {
+            Floor::Hs(k) => hmac::verify(k, msg, sig).is_ok(),
+            Floor::Rs(_, p) | Floor::Es(_, p) | Floor::Ed(_, p) => p.verify_sig(msg, sig).is_ok(),
+        }
+    }
+}
+
+impl SimpleKeys {
+    fn sign(&self, c: jwt_simple::prelude::JWTClaims<Custom>) -> String {
+        match self {
+            SimpleKeys::Hs(k) => k.authenticate(c),
+            SimpleKeys::Rs(k, _) => k.sign(c),
+            SimpleKeys::Es(k, _) => k.sign(c),
+            SimpleKeys::Ed(k, _) => k.sign(c),
+        }
+        .expect("jwt-simple sign")
+    }
+
+    fn verify(
+        &self,
+        token: &str,
+        o: jwt_simple::prelude::VerificationOptions,
+    ) -> jwt_simple::prelude::JWTClaims<Custom> {
+        match self {
+            SimpleKeys::Hs(k) => k.verify_token::<Custom>(token, Some(o)),
+            SimpleKeys::Rs(_, k) => k.verify_token::<Custom>(token, Some(o)),
+            SimpleKeys::Es(_, k) => k.verify_token::<Custom>(token, Some(o)),
+            SimpleKeys::Ed(_, k) => k.verify_token::<Custom>(token, Some(o)),
+        }
+        .expect("jwt-simple verify")
+    }
+}
+
+fn case(name: &'static str, alg: Algorithm) -> Case {
+    let mut secret = vec![0u8; 32];
+    rand::fill(&mut secret).expect("random secret");
+    let tessera_private = match alg {
+        Algorithm::HS256 => Jwk::from_secret(&secret),
+        Algorithm::RS256 => Jwk::generate_rsa(2048),
+        Algorithm::ES256 => Jwk::generate_curve(Curve::P256),
+        _ => Jwk::generate_curve(Curve::Ed25519),
+    }
+    .expect("key generation");
+    let (tessera_public, private_pem, public_pem) = if alg == Algorithm::HS256 {
+        (tessera_private.clone(), String::new(), String::new())
+    } else {
+        (
+            tessera_private.to_public().expect("public key"),
+            tessera_private.to_pem().expect("PKCS#8 PEM"),
+            tessera_private.public_key_pem().expect("SPKI PEM"),
+        )
+    };
+    let pkcs8 = if alg == Algorithm::HS256 {
+        Vec::new()
+    } else {
+        tessera_private.to_pkcs8_der().expect("PKCS#8").to_vec()
+    };
+    let spki = if alg == Algorithm::HS256 {
+        Vec::new()
+    } else {
+        tessera_public.to_spki_der().expect("SPKI")
+    };
+
+    let (jwt_alg, jwt_enc, jwt_dec) = match alg {
+        Algorithm::HS256 => (
+            jsonwebtoken::Algorithm::HS256,
+            jsonwebtoken::EncodingKey::from_secret(&secret),
+            jsonwebtoken::DecodingKey::from_secret(&secret),
+        ),
+        Algorithm::RS256 => (
+            jsonwebtoken::Algorithm::RS256,
+            jsonwebtoken::EncodingKey::from_rsa_pem(private_pem.as_bytes()).expect("RSA PEM"),
+            jsonwebtoken::DecodingKey::from_rsa_pem(public_pem.as_bytes()).expect("RSA PEM"),
+        ),
+        Algorithm::ES256 => (
+            jsonwebtoken::Algorithm::ES256,
+            jsonwebtoken::EncodingKey::from_ec_pem(private_pem.as_bytes()).expect("EC PEM"),
+            jsonwebtoken::DecodingKey::from_ec_pem(public_pem.as_bytes()).expect("EC PEM"),
+        ),
+        _ => (
+            jsonwebtoken::Algorithm::EdDSA,
+            jsonwebtoken::EncodingKey::from_ed_pem(private_pem.as_bytes()).expect("Ed PEM"),
+            jsonwebtoken::DecodingKey::from_ed_pem(public_pem.as_bytes()).expect("Ed PEM"),
+        ),
+    };
+
+    let simple = {
+        use jwt_simple::prelude::*;
+        match alg {
+            Algorithm::HS256 => SimpleKeys::Hs(HS256Key::from_bytes(&secret)),
+            Algorithm::RS256 => SimpleKeys::Rs(
+                RS256KeyPair::from_pem(&private_pem).expect("RSA PEM"),
+                RS256PublicKey::from_pem(&public_pem).expect("RSA PEM"),
+            ),
+            Algorithm::ES256 => SimpleKeys::Es(
+                ES256KeyPair::from_pem(&private_pem).expect("EC PEM"),
+                ES256PublicKey::from_pem(&public_pem).expect("EC PEM"),
+            ),
+            _ => SimpleKeys::Ed(
+                Ed25519KeyPair::from_pem(&private_pem).expect("Ed PEM"),
+                Ed25519PublicKey::from_pem(&public_pem).expect("Ed PEM"),
+            ),
+        }
+    };
+
+    let floor = match alg {
+        Algorithm::HS256 => Floor::Hs(hmac::Key::new(hmac::HMAC_SHA256, &secret)),
+        Algorithm::RS256 => Floor::Rs(
+            signature::RsaKeyPair::from_pkcs8(&pkcs8).expect("RSA PKCS#8"),
+            ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, &spki).expect("SPKI"),
+        ),
+        Algorithm::ES256 => {
+            let pair = signature::EcdsaKeyPair::from_pkcs8(
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                &pkcs8,
+            )
+            .expect("EC PKCS#8");
+            let public =
+                ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, pair.public_key())
+                    .expect("EC point");
+            Floor::Es(pair, public)
+        }
+        _ => {
+            let pair =
+                signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).expect("Ed PKCS#8");
+            let public =
+                ParsedPublicKey::new(&signature::ED25519, pair.public_key()).expect("Ed point");
+            Floor::Ed(pair, public)
+        }
+    };
+
+    let header = Header::new(alg).with_typ("JWT");
+    let token = jwt::encode(&header, &claims(), &tessera_private).expect("tessera sign");
+    Case {
+        name,
+        alg,
+        tessera_private,
+        tessera_public,
+        jwt_alg,
+        jwt_enc,
+        jwt_dec,
+        simple,
+        floor,
+        token,
+    }
+}
+
+/// Every contender verifies every other's token before anything is timed, so a
+/// misconfigured contender fails loudly instead of benchmarking an error path.
+fn cross_check(c: &Case) {
+    let want = claims();
+    let validation = Validation::new().issuer(ISS).audience(AUD);
+    let jwt_header = jsonwebtoken::Header::new(c.jwt_alg);
+    let tokens = [
+        c.token.clone(),
+        jsonwebtoken::encode(&jwt_header, &want, &c.jwt_enc).expect("jsonwebtoken sign"),
+        c.simple.sign(simple_claims(&want)),
+    ];
+    for t in &tokens {
+        let got = jwt::decode::<BenchClaims>(t, &c.tessera_public, &validation)
+            .unwrap_or_else(|e| panic!("{}: tessera refuses a peer token: {e}", c.name))
+            .claims;
+        assert_eq!(got.sub, want.sub);
+        let got = jsonwebtoken::decode::<BenchClaims>(t, &c.jwt_dec, &jwt_validation(c.jwt_alg))
+            .unwrap_or_else(|e| panic!("{}: jsonwebtoken refuses a token: {e}", c.name))
+            .claims;
+        assert_eq!(got.sub, want.sub);
+        let got = c.simple.verify(t, simple_options());
+        assert_eq!(got.custom.name, want.name);
+        let (input, sig) = split(t);
+        assert!(c.floor.verify(input.as_bytes(), &sig), "{}: floor", c.name);
+    }
+}
+
+fn split(token: &str) -> (&str, Vec<u8>) {
+    use base64::Engine;
+    let dot = token.rfind('.').expect("three parts");
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&token[dot + 1..])
+        .expect("signature is base64url");
+    (&token[..dot], sig)
+}
+
+fn bench(cr: &mut Criterion) {
+    let rng = rand::SystemRandom::new();
+    let cases = [
+        case("HS256", Algorithm::HS256),
+        case("RS256", Algorithm::RS256),
+        case("ES256", Algorithm::ES256),
+        case("EdDSA", Algorithm::EdDSA),
+    ];
+    for c in &cases {
+        cross_check(c);
+    }
+    for c in &cases {
+        let claims = claims();
+        let header = Header::new(c.alg).with_typ("JWT");
+        let jwt_header = jsonwebtoken::Header::new(c.jwt_alg);
+        let (input, _) = split(&c.token);
+        let input = input.as_bytes();
+
+        let mut g = cr.benchmark_group(format!("{}-sign", c.name));
+        g.bench_function("tessera", |b| {
+            b.iter(|| jwt::encode(&header, black_box(&claims), &c.tessera_private).expect("sign"))
+        });
+        g.bench_function("jsonwebtoken", |b| {
+            b.iter(|| {
+                jsonwebtoken::encode(&jwt_header, black_box(&claims), &c.jwt_enc).expect("sign")
+            })
+        });
+        g.bench_function("jwt-simple", |b| {
+            // Building jwt-simple's claims wrapper is part of its signing API.
+            b.iter(|| c.simple.sign(simple_claims(black_box(&claims))))
+        });
+        g.bench_function("floor", |b| b.iter(|| c.floor.sign(&rng, black_box(input))));
+        g.finish();
+
+        let validation = Validation::new().issuer(ISS).audience(AUD);
+        let jwt_v = jwt_validation(c.jwt_alg);
+        let token = c.token.as_str();
+        let (input, sig) = split(token);
+        let input = input.as_bytes();
+        let mut g = cr.benchmark_group(format!("{}-verify", c.name));
+        g.bench_function("tessera", |b| {
+            b.iter(|| {
+                jwt::decode::<BenchClaims>(black_box(token), &c.tessera_public, &validation)
+                    .expect("verify")
+            })
+        });
+        g.bench_function("jsonwebtoken", |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<BenchClaims>(black_box(token), &c.jwt_dec, &jwt_v)
+                    .expect("verify")
+            })
+        });
+        g.bench_function("jwt-simple", |b| {
+            // The options are moved into verify_token, so a clone is part of each call.
+            let o = simple_options();
+            b.iter(|| c.simple.verify(black_box(token), o.clone()))
+        });
+        g.bench_function("floor", |b| {
+            b.iter(|| assert!(c.floor.verify(black_box(input), black_box(&sig))))
+        });
+        g.finish();
+    }
+}
+
+fn config() -> Criterion {
+    // Short by default so that the whole run takes a few minutes on two cores;
+    // command-line flags (--measurement-time, --sample-size, ...) still override.
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50)
+        .configure_from_args()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench
+}
+criterion_main!(benches);
