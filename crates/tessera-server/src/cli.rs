@@ -161,7 +161,7 @@ pub fn key_rotate(config_file: Option<PathBuf>, database: Option<String>) -> i32
                 return 1;
             }
         };
-        let r = rotate_with(&config, &store, alg).await;
+        let r = rotate_with(&config, &store, alg, SystemClock.now()).await;
         store.close().await;
         match r {
             Ok(out) => {
@@ -182,12 +182,12 @@ pub async fn rotate_with(
     config: &Config,
     store: &crate::store::SqliteStore,
     alg: tessera_jose::Algorithm,
+    now: i64,
 ) -> Result<String, keys::KeyError> {
     let db_path = config
         .sqlite_path()
         .map_err(|e| keys::KeyError(e.to_string()))?;
     let kek = keys::load_kek(config, std::path::Path::new(&db_path))?;
-    let now = SystemClock.now();
     // The old key stays published while tokens it signed may live: their lifetime,
     // plus the time a running server may take to notice the rotation.
     let publish_for = config.access_ttl + config.key_reload_interval + 60;
