@@ -22,7 +22,8 @@ pub(crate) struct KeyArgs {
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
     /// A shared secret, for HMAC (HS*) and for dir / AxxxKW encryption.
-    #[arg(long, value_name = "TEXT")]
+    // A secret may begin with '-': never mistake it for a flag (and echo it in an error).
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
     secret: Option<String>,
     /// A file whose raw bytes (nothing trimmed) are the shared secret.
     #[arg(long = "secret-file", value_name = "FILE")]
