@@ -198,7 +198,7 @@ pub fn encrypt(plaintext: &[u8], key: &Jwk, opts: &EncryptOptions) -> Result<Str
     if !fits(key, alg, enc) {
         return Err(mismatch(key, alg, enc));
     }
-    key.check_use(KeyOp::Encrypt, alg.name())?;
+    key.check_use(KeyOp::Encrypt, pinned_name(key, alg, enc))?;
 
     let mut header = serde_json::Map::new();
     header.insert("alg".into(), alg.name().into());
@@ -389,7 +389,7 @@ pub fn decrypt(token: &str, keys: &impl KeySource, policy: &Decrypter) -> Result
         zip,
     };
     let key = keys.select(header.kid.as_deref(), &|k: &Jwk| fits(k, alg, enc))?;
-    key.check_use(KeyOp::Decrypt, alg.name())?;
+    key.check_use(KeyOp::Decrypt, pinned_name(key, alg, enc))?;
 
     // From here on every failure is the same DecryptionFailed.
     let cek = unwrap_cek(key, &raw, alg, enc, &encrypted_key)?;
@@ -498,6 +498,17 @@ fn fits(key: &Jwk, alg: KeyManagement, enc: ContentEncryption) -> bool {
                 Some(Curve::P256 | Curve::P384 | Curve::P521 | Curve::X25519)
             ) && key.key_type() != KeyType::Oct
         }
+    }
+}
+
+/// The algorithm name a key's `alg` must equal. A `dir` key is the content key itself,
+/// so its `alg` may name the content encryption instead (RFC 7520 §5.6 and JWK 3.6:
+/// `"alg": "A128GCM"` on a `dir` key).
+fn pinned_name(key: &Jwk, alg: KeyManagement, enc: ContentEncryption) -> &'static str {
+    if alg == KeyManagement::Dir && key.alg() == Some(enc.name()) {
+        enc.name()
+    } else {
+        alg.name()
     }
 }
 
