@@ -5,6 +5,12 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::http::{Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tessera_jose::{Jwk, JwkSet};
 
 use crate::error::{GuardError, RejectionKind};
@@ -109,15 +115,19 @@ impl std::error::Error for ConfigError {}
 /// - Time (cooldown, age) is read from the guard's [`Clock`](crate::Clock), so tests
 ///   move time instead of sleeping.
 ///
-/// The client is reqwest over rustls with the aws-lc-rs provider and the Mozilla
-/// roots of `webpki-roots`: reqwest gives timeouts, redirect policy, proxies and
-/// streaming bodies ready-made, where hyper-util would need each written by hand;
-/// the aws-lc-rs provider keeps a second crypto library (ring) out of the build.
-/// `http://` URLs are accepted for development and tests; use `https://` in
-/// production.
+/// The client is hyper-util's over hyper-rustls, with a rustls configuration on the
+/// aws-lc-rs provider and the Mozilla roots of `webpki-roots`. Why not reqwest:
+/// without its `ring` features, reqwest's rustls mode panics in every
+/// `reqwest::Client::new()` of a process that has not installed a crypto provider,
+/// and Cargo's feature unification would spread that to every crate of the
+/// workspace that uses reqwest; with them, it brings a second crypto library. hyper
+/// is already in the build (axum), and the guard needs little of reqwest: one GET
+/// with a timeout and a body limit, no redirects, no cookies. Proxies are not
+/// supported. `http://` URLs are accepted for development and tests; use `https://`
+/// in production.
 #[derive(Clone)]
 pub struct RemoteJwks {
-    url: reqwest::Url,
+    url: Uri,
     cooldown: i64,
     max_age: i64,
     timeout: Duration,
@@ -125,8 +135,10 @@ pub struct RemoteJwks {
     state: Arc<State>,
 }
 
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
 struct State {
-    client: reqwest::Client,
+    client: HttpsClient,
     current: RwLock<Option<Snapshot>>,
     fetch_lock: tokio::sync::Mutex<()>,
     /// Bumped (SeqCst) after every successful swap.
@@ -153,11 +165,12 @@ impl RemoteJwks {
     /// A JWKS at `url` (`https://`, or `http://` for development), with the defaults
     /// above.
     pub fn new(url: &str) -> Result<Self, ConfigError> {
-        let url =
-            reqwest::Url::parse(url).map_err(|e| ConfigError(format!("invalid JWKS URL: {e}")))?;
-        if !matches!(url.scheme(), "https" | "http") {
+        let url: Uri = url
+            .parse()
+            .map_err(|e| ConfigError(format!("invalid JWKS URL: {e}")))?;
+        if !matches!(url.scheme_str(), Some("https" | "http")) || url.host().is_none() {
             return Err(ConfigError(
-                "the JWKS URL must be https:// (or http:// for development)".into(),
+                "the JWKS URL must be an absolute https:// URL (or http:// for development)".into(),
             ));
         }
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -169,12 +182,15 @@ impl RemoteJwks {
             .map_err(|e| ConfigError(format!("TLS configuration: {e}")))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tessera-guard/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError(format!("HTTP client: {e}")))?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
         Ok(Self {
             url,
             cooldown: 30,
@@ -221,8 +237,8 @@ impl RemoteJwks {
     }
 
     /// The URL.
-    pub fn url(&self) -> &str {
-        self.url.as_str()
+    pub fn url(&self) -> String {
+        self.url.to_string()
     }
 
     /// How many fetches were attempted (for metrics and tests).
@@ -363,45 +379,59 @@ impl RemoteJwks {
 
     async fn fetch(&self) -> Result<JwkSet, String> {
         self.state.fetches.fetch_add(1, Ordering::SeqCst);
-        let mut res = self
-            .state
-            .client
-            .get(self.url.clone())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(self.timeout)
-            .send()
+        let body = tokio::time::timeout(self.timeout, self.fetch_body())
             .await
-            .map_err(|e| format!("request failed: {e}"))?;
-        if res.status() != reqwest::StatusCode::OK {
-            return Err(format!("the JWKS URL answered {}", res.status()));
-        }
-        if res
-            .content_length()
-            .is_some_and(|n| n > self.max_bytes as u64)
-        {
-            return Err(format!("the JWKS is larger than {} bytes", self.max_bytes));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = res
-            .chunk()
-            .await
-            .map_err(|e| format!("reading the JWKS failed: {e}"))?
-        {
-            if body.len() + chunk.len() > self.max_bytes {
-                return Err(format!("the JWKS is larger than {} bytes", self.max_bytes));
-            }
-            body.extend_from_slice(&chunk);
-        }
+            .map_err(|_| format!("no answer within {:?}", self.timeout))??;
         let set = JwkSet::from_json(&body).map_err(|e| format!("invalid JWKS: {e}"))?;
         // Public halves of asymmetric keys only: see the type's docs.
         Ok(set.to_public())
+    }
+
+    async fn fetch_body(&self) -> Result<Bytes, String> {
+        let req = Request::get(self.url.clone())
+            .header(header::ACCEPT, "application/json")
+            .header(
+                header::USER_AGENT,
+                concat!("tessera-guard/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Empty::new())
+            .map_err(|e| format!("request: {e}"))?;
+        let res = self
+            .state
+            .client
+            .request(req)
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        if res.status() != StatusCode::OK {
+            return Err(format!("the JWKS URL answered {}", res.status()));
+        }
+        let too_large = || format!("the JWKS is larger than {} bytes", self.max_bytes);
+        let declared = res
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_bytes as u64) {
+            return Err(too_large());
+        }
+        let collected = Limited::new(res.into_body(), self.max_bytes)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    too_large()
+                } else {
+                    format!("reading the JWKS failed: {e}")
+                }
+            })?;
+        Ok(collected.to_bytes())
     }
 }
 
 impl std::fmt::Debug for RemoteJwks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteJwks")
-            .field("url", &self.url.as_str())
+            .field("url", &self.url)
             .field("cooldown", &self.cooldown)
             .field("max_age", &self.max_age)
             .field("timeout", &self.timeout)
