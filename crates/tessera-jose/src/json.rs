@@ -12,9 +12,17 @@ use crate::error::{Error, Result};
 /// Default limit on how deep objects and arrays may nest.
 pub(crate) const DEFAULT_MAX_DEPTH: usize = 32;
 
+/// Member names per object compared on the stack before spilling to the heap.
+const INLINE_NAMES: usize = 12;
+
 /// Refuses `bytes` if any object repeats a member name (compared after unescaping)
 /// or if objects and arrays nest deeper than `max_depth`.
 pub(crate) fn check(bytes: &[u8], max_depth: usize) -> Result<()> {
+    // One UTF-8 pass over the whole document instead of one per string: outside
+    // strings only ASCII is valid JSON anyway, so this refuses exactly the same input.
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(Error::malformed("JSON string is not UTF-8"));
+    }
     let mut s = Scanner {
         bytes,
         pos: 0,
@@ -111,19 +119,36 @@ impl<'a> Scanner<'a> {
             self.pos += 1;
             return Ok(());
         }
-        // Objects in tokens are small: compare linearly, switch to a set past a few dozen.
-        let mut keys: Vec<Cow<'a, str>> = Vec::new();
-        let mut set: Option<HashSet<Cow<'a, str>>> = None;
+        // Objects in tokens are small: compare linearly, the first names kept on the
+        // stack (no allocation for a header or ordinary claims), switch to a set past a
+        // few dozen. Names compare as bytes: the document is UTF-8, so byte equality is
+        // string equality.
+        let mut inline: [Cow<'a, [u8]>; INLINE_NAMES] = Default::default();
+        let mut count = 0;
+        let mut keys: Vec<Cow<'a, [u8]>> = Vec::new();
+        let mut set: Option<HashSet<Cow<'a, [u8]>>> = None;
         loop {
             self.skip_ws();
             let key = self.string()?;
             let duplicate = match &mut set {
                 Some(set) => !set.insert(key.clone()),
+                None if count < INLINE_NAMES => {
+                    let dup = inline[..count].contains(&key);
+                    inline[count] = key.clone();
+                    count += 1;
+                    dup
+                }
                 None => {
-                    let dup = keys.contains(&key);
+                    let dup = inline.contains(&key) || keys.contains(&key);
                     keys.push(key.clone());
-                    if keys.len() > 32 {
-                        set = Some(keys.drain(..).collect());
+                    if INLINE_NAMES + keys.len() > 32 {
+                        set = Some(
+                            inline
+                                .iter_mut()
+                                .map(std::mem::take)
+                                .chain(keys.drain(..))
+                                .collect(),
+                        );
                     }
                     dup
                 }
@@ -131,7 +156,7 @@ impl<'a> Scanner<'a> {
             if duplicate {
                 return Err(Error::malformed(format!(
                     "duplicate JSON member name {:?}",
-                    truncate(&key)
+                    truncate(&String::from_utf8_lossy(&key))
                 )));
             }
             self.skip_ws();
@@ -173,20 +198,24 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Scans a string and returns its unescaped value.
-    fn string(&mut self) -> Result<Cow<'a, str>> {
+    /// Scans a string and returns its unescaped value (UTF-8: [`check`] validated it).
+    fn string(&mut self) -> Result<Cow<'a, [u8]>> {
         self.expect(b'"')?;
         let start = self.pos;
         let mut escaped = false;
         loop {
-            match self.peek() {
+            // Jump to the next quote or backslash rather than stepping byte by byte.
+            let rest = self.bytes.get(self.pos..).unwrap_or_default();
+            match rest.iter().position(|&b| b == b'"' || b == b'\\') {
                 None => return Err(Error::malformed("unterminated JSON string")),
-                Some(b'"') => break,
-                Some(b'\\') => {
-                    escaped = true;
-                    self.pos += 2;
+                Some(i) if rest[i] == b'"' => {
+                    self.pos += i;
+                    break;
                 }
-                Some(_) => self.pos += 1,
+                Some(i) => {
+                    escaped = true;
+                    self.pos += i + 2;
+                }
             }
         }
         let end = self.pos.min(self.bytes.len());
@@ -196,12 +225,10 @@ impl<'a> Scanner<'a> {
             // Include the quotes and let serde_json unescape (and validate) it.
             let quoted = &self.bytes[start - 1..end + 1];
             serde_json::from_slice::<String>(quoted)
-                .map(Cow::Owned)
+                .map(|s| Cow::Owned(s.into_bytes()))
                 .map_err(|_| Error::malformed("invalid JSON string"))
         } else {
-            std::str::from_utf8(raw)
-                .map(Cow::Borrowed)
-                .map_err(|_| Error::malformed("JSON string is not UTF-8"))
+            Ok(Cow::Borrowed(raw))
         }
     }
 }
