@@ -224,6 +224,12 @@ impl Guard {
         let principal = match &self.inner.keys {
             Keys::Static(keys) => self.check_signature(&keys.current(), token, now)?,
             Keys::Remote(remote) => {
+                if remote.snapshot().is_none() {
+                    // No keys yet: a token that is not even well-formed is the
+                    // client's fault (401), and must not cost a fetch.
+                    jws::Unverified::parse(token, self.inner.validation.policy())
+                        .map_err(|e| GuardError::from_jose(&e))?;
+                }
                 let snap = remote.keys(now).await?;
                 match self.check_signature(&snap.set, token, now) {
                     Err(e)

@@ -719,6 +719,10 @@ async fn an_unreachable_jwks_is_503_and_retried_only_after_the_cooldown() {
         assert_eq!(a.www, None);
     }
     assert_eq!(idp.hits(), 1);
+    // A garbled token is the client's fault: 401, whatever the keys.
+    let a = call(addr, "/me", "abc.def.ghi").await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.body["error"], "invalid_token");
     idp.broken.store(false, Ordering::SeqCst);
     clock.advance(30);
     assert_eq!(call(addr, "/me", &t).await.status, StatusCode::OK);

@@ -1,0 +1,79 @@
+//! A resource server that trusts a Tessera authentication server: it fetches the
+//! server's JWKS and verifies the bearer token of every request with tessera-guard.
+//!
+//! Configuration (environment):
+//! - `ISSUER`: the Tessera server's issuer URL (default `http://127.0.0.1:8080`, what
+//!   `tessera serve --addr 127.0.0.1:8080` uses);
+//! - `JWKS_URL`: default `$ISSUER/.well-known/jwks.json`;
+//! - `AUDIENCE`: default the issuer (Tessera's default audience);
+//! - `ADDR`: where to listen (default `127.0.0.1:3000`).
+#![forbid(unsafe_code)]
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::routing::get;
+use serde_json::{Value, json};
+use tessera_guard::{Authenticated, Guard, Principal, RemoteJwks, access_token_validation};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let issuer = env_or("ISSUER", "http://127.0.0.1:8080");
+    let jwks_url = env_or("JWKS_URL", &format!("{issuer}/.well-known/jwks.json"));
+    let audience = env_or("AUDIENCE", &issuer);
+    let addr = env_or("ADDR", "127.0.0.1:3000");
+
+    let jwks = RemoteJwks::new(&jwks_url)?.cooldown(Duration::from_secs(30));
+    // Fail loudly but keep going: the guard fetches again on the first request.
+    if let Err(e) = jwks.fetch_now().await {
+        eprintln!("warning: could not fetch {jwks_url} yet: {e}");
+    }
+    let guard = Guard::builder(jwks)
+        .validation(access_token_validation(&issuer, &audience).leeway(30))
+        .build();
+
+    let app = router(&guard);
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    println!(
+        "resource server on http://{} (tokens from {issuer}, keys from {jwks_url})",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// `GET /hello` needs any valid token; `GET /admin` the role `admin`; `GET /healthz`
+/// nothing.
+fn router(guard: &Guard) -> Router {
+    Router::new()
+        .route("/admin", get(admin))
+        .route_layer(guard.layer().require_role("admin"))
+        .merge(
+            Router::new()
+                .route("/hello", get(hello))
+                .route_layer(guard.layer()),
+        )
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+}
+
+async fn hello(Authenticated { claims, principal }: Authenticated) -> Json<Value> {
+    Json(json!({
+        "hello": claims.sub,
+        "roles": principal.roles(),
+        "scope": principal.scope(),
+        "expires_at": principal.exp(),
+    }))
+}
+
+async fn admin(principal: Principal) -> Json<Value> {
+    Json(json!({"admin": principal.sub()}))
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
