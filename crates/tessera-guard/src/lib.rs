@@ -38,6 +38,37 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Prefer `route_layer` to `layer`: with `route_layer` a path that matches no route
+//! stays a 404 instead of becoming a 401.
+//!
+//! ## In the authentication server itself
+//!
+//! A server that signs the tokens holds its public keys in a [`StaticKeys`] and
+//! [replaces](StaticKeys::replace) them when it rotates; its denylist is the
+//! [`Revocation`] hook, and its clock the [`Clock`]:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tessera_guard::{Guard, RevocationView, StaticKeys, access_token_validation};
+//! use tessera_jose::{Curve, Jwk, JwkSet};
+//!
+//! let signing = Jwk::generate_curve(Curve::P256)?.with_kid("2026-11");
+//! let keys = StaticKeys::new(JwkSet::new(vec![signing.to_public()?]));
+//! let guard = Guard::builder(keys.clone())
+//!     .validation(access_token_validation("http://127.0.0.1:8080", "http://127.0.0.1:8080"))
+//!     .with_revocation(Arc::new(|t: &RevocationView<'_>| t.jti == Some("logged-out")))
+//!     .with_clock(Arc::new(|| 1_800_000_000_i64))
+//!     .build();
+//! // After a rotation: the next request sees the new set.
+//! let next = Jwk::generate_curve(Curve::P256)?.with_kid("2026-12");
+//! keys.replace(JwkSet::new(vec![signing.to_public()?, next.to_public()?]));
+//! # let _ = guard;
+//! # Ok::<(), tessera_jose::Error>(())
+//! ```
+//!
+//! [`Guard::verify`] and [`Guard::authorize`] give the same checks without the layer
+//! (for a token read from a cookie, say), and [`GuardError`] is an axum response.
+//!
 //! ## Answers (RFC 6750)
 //!
 //! Every refusal is a [`GuardError`], answered as JSON `{"error", "error_description"}`:
@@ -382,4 +413,50 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, GuardError> {
         ));
     }
     Ok(Some(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+        }
+        h
+    }
+
+    fn kind(values: &[&[u8]]) -> Result<Option<String>, RejectionKind> {
+        bearer_token(&headers(values))
+            .map(|t| t.map(str::to_owned))
+            .map_err(|e| e.kind())
+    }
+
+    #[test]
+    fn bearer_token_follows_rfc_6750_syntax() {
+        assert_eq!(kind(&[]), Ok(None));
+        assert_eq!(
+            kind(&[b"Bearer abc.def-_~+/.g=="]),
+            Ok(Some("abc.def-_~+/.g==".into()))
+        );
+        assert_eq!(kind(&[b"bEaReR  abc "]), Ok(Some("abc".into())));
+        assert_eq!(kind(&[b"Basic YWRh"]), Ok(None));
+        assert_eq!(kind(&[b"DPoP abc"]), Ok(None));
+        assert_eq!(kind(&[b"Bearerabc"]), Ok(None));
+        assert_eq!(kind(&[b"Bearer"]), Err(RejectionKind::InvalidToken));
+        assert_eq!(kind(&[b"Bearer a b"]), Err(RejectionKind::InvalidToken));
+        assert_eq!(kind(&[b"Bearer a=b"]), Err(RejectionKind::InvalidToken));
+        assert_eq!(kind(&[b"Bearer ==="]), Err(RejectionKind::InvalidToken));
+        assert_eq!(kind(&[b"Bearer a\tb"]), Err(RejectionKind::InvalidToken));
+        assert_eq!(
+            kind(&[b"Bearer \xc3\xa9"]),
+            Err(RejectionKind::InvalidRequest)
+        );
+        assert_eq!(
+            kind(&[b"Bearer a", b"Bearer a"]),
+            Err(RejectionKind::InvalidRequest)
+        );
+    }
 }

@@ -23,7 +23,7 @@ pub struct Principal(Arc<Inner>);
 
 struct Inner {
     header: Header,
-    payload: Box<[u8]>,
+    payload: Vec<u8>,
     std: StdClaims,
 }
 
@@ -64,7 +64,7 @@ impl Principal {
         })?;
         Ok(Self(Arc::new(Inner {
             header,
-            payload: payload.into_boxed_slice(),
+            payload,
             std,
         })))
     }
@@ -265,9 +265,14 @@ fn principal_of(parts: &Parts) -> Result<Principal, GuardError> {
         None if parts.extensions.get::<crate::layer::Passed>().is_some() => {
             Err(GuardError::missing_token())
         }
-        None => Err(GuardError::new(
-            RejectionKind::NotGuarded,
-            "this route is not behind the tessera-guard layer",
-        )),
+        None => {
+            tracing::error!(
+                "an extractor of tessera-guard ran on a route without GuardLayer; answering 500"
+            );
+            Err(GuardError::new(
+                RejectionKind::NotGuarded,
+                "this route is not behind the tessera-guard layer",
+            ))
+        }
     }
 }
