@@ -839,6 +839,62 @@ fn inflate(compressed: &[u8], limit: usize) -> Result<Zeroizing<Vec<u8>>> {
     Ok(out)
 }
 
+// ----- test hooks --------------------------------------------------------------------
+
+/// The steps of [`decrypt`] after key selection, one at a time, for conformance vectors
+/// that test a primitive rather than a token (Wycheproof's AES-KW, RSA-OAEP, ECDH,
+/// AES-GCM and AES-CBC files). Each calls the very function `decrypt` calls.
+///
+/// Not part of the API: no stability promise, no use outside tests.
+#[doc(hidden)]
+pub mod primitives {
+    use super::*;
+
+    /// The content encryption key from `encrypted_key` under `alg`, as `decrypt`
+    /// recovers it: `dir`, `A*KW`, `RSA-OAEP*`, or `ECDH-ES*` with `epk` as the
+    /// sender's ephemeral public key (for `ECDH-ES` itself, the derived key).
+    pub fn unwrap_key(
+        key: &Jwk,
+        alg: KeyManagement,
+        enc: ContentEncryption,
+        epk: Option<&Jwk>,
+        encrypted_key: &[u8],
+    ) -> Result<Vec<u8>> {
+        let epk = epk
+            .map(|k| serde_json::to_value(k).map_err(|e| Error::malformed(json::clean(&e))))
+            .transpose()?;
+        let raw = RawHeader {
+            alg: Cow::Borrowed(alg.name()),
+            enc: Cow::Borrowed(enc.name()),
+            zip: None,
+            kid: None,
+            typ: None,
+            cty: None,
+            epk,
+            apu: None,
+            apv: None,
+            crit: None,
+        };
+        unwrap_cek(key, &raw, alg, enc, encrypted_key).map(|k| k.to_vec())
+    }
+
+    /// Authenticates and decrypts one JWE body under `enc`, with the length checks
+    /// `decrypt` makes first.
+    pub fn content_decrypt(
+        enc: ContentEncryption,
+        cek: &[u8],
+        iv: &[u8],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8],
+    ) -> Result<Vec<u8>> {
+        if cek.len() != enc.key_len() || iv.len() != enc.iv_len() {
+            return Err(Error::decryption_failed());
+        }
+        super::content_decrypt(enc, cek, iv, aad, ciphertext, tag).map(|p| p.to_vec())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
