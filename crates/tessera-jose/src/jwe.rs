@@ -578,8 +578,9 @@ pub(crate) fn ecdh_derive(
         .ok_or_else(|| Error::crypto("SSKDF-SHA256 is unavailable"))?;
     let mut out = Zeroizing::new(vec![0u8; len]);
     agreement::agree(private, peer, Error::decryption_failed(), |z| {
-        // An all-zero X25519 output means a low-order point: refuse it.
-        if z.iter().all(|b| *b == 0) {
+        // An all-zero X25519 output means a low-order point: refuse it. (On the NIST
+        // curves Z is an x-coordinate, and x = 0 is a valid point: not refused.)
+        if crv == Curve::X25519 && z.iter().all(|b| *b == 0) {
             return Err(Error::decryption_failed());
         }
         kdf::sskdf_digest(kdf_alg, z, &info, &mut out).map_err(|_| Error::decryption_failed())
