@@ -20,6 +20,7 @@ pub fn serve(
     addr: Option<String>,
     database: Option<String>,
     redis: Option<String>,
+    log_json: bool,
 ) -> i32 {
     let mut config = match Config::load(config_file.as_deref()) {
         Ok(c) => c,
@@ -30,6 +31,9 @@ pub fn serve(
     }
     if let Some(d) = database {
         config.database = d;
+    }
+    if log_json {
+        config.log_format = crate::config::LogFormat::Json;
     }
     if redis.is_some() {
         return usage("--redis (scale-out mode) is not available in this build yet");

@@ -153,7 +153,14 @@ impl Config {
             let Some(key) = name.strip_prefix("TESSERA_") else {
                 continue;
             };
-            let key = key.to_ascii_lowercase();
+            let mut key = key.to_ascii_lowercase();
+            // TESSERA_LOG is the short form of TESSERA_LOG_LEVEL (the latter wins).
+            if key == "log" {
+                if env.iter().any(|(n, _)| n == "TESSERA_LOG_LEVEL") {
+                    continue;
+                }
+                key = "log_level".into();
+            }
             if !KEYS.contains(&key.as_str()) {
                 continue;
             }
@@ -454,6 +461,7 @@ mod tests {
                     "https://a.example, https://b.example",
                 ),
                 ("TESSERA_COOKIE_SECURE", "false"),
+                ("TESSERA_LOG", "warn"),
                 ("OTHER", "x"),
             ]),
         )

@@ -56,18 +56,29 @@ impl Denylist {
 
     /// Whether a token with these claims is revoked at `now`.
     pub fn is_denied(&self, c: &AccessClaims, now: i64) -> bool {
+        self.is_denied_parts(Some(&c.jti), Some(&c.sid), Some(&c.sub), Some(c.iat), now)
+    }
+
+    /// Whether a token with these identifiers is revoked at `now`.
+    pub fn is_denied_parts(
+        &self,
+        jti: Option<&str>,
+        sid: Option<&str>,
+        sub: Option<&str>,
+        iat: Option<i64>,
+        now: i64,
+    ) -> bool {
         let m = match self.inner.read() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        if m.jti.get(&c.jti).is_some_and(|&exp| exp > now)
-            || m.sid.get(&c.sid).is_some_and(|&exp| exp > now)
+        if jti.is_some_and(|j| m.jti.get(j).is_some_and(|&exp| exp > now))
+            || sid.is_some_and(|s| m.sid.get(s).is_some_and(|&exp| exp > now))
         {
             return true;
         }
-        m.user
-            .get(&c.sub)
-            .is_some_and(|&(cutoff, exp)| exp > now && c.iat < cutoff)
+        sub.and_then(|s| m.user.get(s))
+            .is_some_and(|&(cutoff, exp)| exp > now && iat.is_none_or(|iat| iat < cutoff))
     }
 
     /// Forgets entries that deny nothing any more.

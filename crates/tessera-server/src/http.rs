@@ -234,7 +234,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     /// The verified claims.
-    pub claims: AccessClaims,
+    pub claims: Arc<AccessClaims>,
     /// Whether the cookie carried the token.
     pub via_cookie: bool,
 }
@@ -257,6 +257,7 @@ impl FromRequestParts<AppState> for Authenticated {
             };
             let claims = core
                 .verify_access(token)
+                .await
                 .map_err(|r| ApiError::invalid_token(r.0))?;
             return Ok(Self {
                 claims,
@@ -268,6 +269,7 @@ impl FromRequestParts<AppState> for Authenticated {
         };
         let claims = core
             .verify_access(token)
+            .await
             .map_err(|r| ApiError::invalid_token(r.0))?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if !safe && !csrf_ok(&parts.headers, Some(&core.csrf_for(&claims.sid))) {

@@ -81,7 +81,7 @@ impl Prepared {
                 tick.tick().await;
                 let core = &state.core;
                 let now = core.now();
-                if let Err(e) = core.keys.reload(core.store.as_ref(), now).await {
+                if let Err(e) = core.reload_keys().await {
                     tracing::warn!(error = %e, "reloading signing keys failed");
                 }
                 core.denylist.purge(now);
@@ -153,7 +153,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         shared,
         clock,
         ring,
-        Denylist::new(),
+        Arc::new(Denylist::new()),
         hasher,
         limiter,
         settings,

@@ -1,14 +1,19 @@
-//! Access tokens: minted and checked here, and only here, through tessera-jose.
-//! RFC 9068 shape: header `typ: at+jwt`; claims `iss`, `sub`, `aud`, `exp`, `iat`,
-//! `jti`, `sid`, `roles`, `scope` (plus `username`, which `/auth/me` answers).
-//!
-//! Bearer verification of the server's own routes goes through [`Verifier`], so
-//! moving it onto tessera-guard is a change in one place.
+//! Access tokens: minted here through tessera-jose, and checked here, and only
+//! here, through tessera-guard (the same verifier resource servers use), with the
+//! server's denylist as the guard's revocation hook. RFC 9068 shape: header
+//! `typ: at+jwt`; claims `iss`, `sub`, `aud`, `exp`, `iat`, `jti`, `sid`, `roles`,
+//! `scope` (plus `username`, which `/auth/me` answers).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
+use tessera_guard::{Guard, RevocationView, StaticKeys, access_token_validation};
+use tessera_jose::JwkSet;
 use tessera_jose::jws::Header;
-use tessera_jose::jwt::{self, Validation};
+use tessera_jose::jwt;
 
+use crate::clock::Clock;
 use crate::denylist::Denylist;
 use crate::keys::KeyRing;
 
@@ -39,7 +44,7 @@ pub struct AccessClaims {
 
 /// Why a bearer token was refused (the description goes to the client).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused(pub &'static str);
+pub struct Refused(pub String);
 
 /// Signs access tokens with the ring's current key.
 pub fn mint(ring: &KeyRing, claims: &AccessClaims) -> Result<String, tessera_jose::Error> {
@@ -50,53 +55,108 @@ pub fn mint(ring: &KeyRing, claims: &AccessClaims) -> Result<String, tessera_jos
     jwt::encode(&header, claims, &keys.signer)
 }
 
-/// Checks bearer tokens: signature by a published key, `typ`, `iss`, `aud`, `exp`,
-/// then the denylist.
-#[derive(Debug, Clone)]
+/// The most verified tokens remembered; past it the memory starts over.
+const CACHE_ENTRIES: usize = 10_000;
+
+/// Checks bearer tokens: signature by a published key, `typ`, `iss`, `aud`, `exp`
+/// (by the server's clock), then the denylist.
+///
+/// A token that verified is remembered (by its exact text) until the key set
+/// changes, so a client that sends its token on every call costs one signature
+/// check per token, not per request; `exp` and the denylist are still checked on
+/// every request.
 pub struct Verifier {
-    validation: Validation,
+    guard: Guard,
+    keys: StaticKeys,
+    denylist: Arc<Denylist>,
+    clock: Arc<dyn Clock>,
+    cache: RwLock<HashMap<Box<str>, Arc<AccessClaims>>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("guard", &self.guard)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Verifier {
-    /// A verifier for tokens of this issuer and audience.
-    pub fn new(issuer: &str, audience: &str) -> Self {
-        let validation = Validation::new()
-            .typ("at+jwt")
-            .issuer(issuer)
-            .audience(audience)
+    /// A verifier for tokens of this issuer and audience, signed by a key of `published`.
+    pub fn new(
+        issuer: &str,
+        audience: &str,
+        published: JwkSet,
+        denylist: Arc<Denylist>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let keys = StaticKeys::new(published);
+        let validation = access_token_validation(issuer, audience)
             .require("iat")
             .require("jti")
             .require("sid")
             .max_size(8 * 1024);
-        Self { validation }
+        let hook_list = Arc::clone(&denylist);
+        let hook_clock = Arc::clone(&clock);
+        let guard_clock = Arc::clone(&clock);
+        let guard = Guard::builder(keys.clone())
+            .validation(validation)
+            .with_revocation(Arc::new(move |v: &RevocationView<'_>| {
+                hook_list.is_denied_parts(v.jti, v.sid, v.sub, v.iat, hook_clock.now())
+            }))
+            .with_clock(Arc::new(move || guard_clock.now()))
+            .build();
+        Self {
+            guard,
+            keys,
+            denylist,
+            clock,
+            cache: RwLock::new(HashMap::new()),
+        }
     }
 
-    /// The verified, not revoked claims of `token` at `now`.
-    pub fn verify(
-        &self,
-        ring: &KeyRing,
-        denylist: &Denylist,
-        token: &str,
-        now: i64,
-    ) -> Result<AccessClaims, Refused> {
-        let keys = ring.current();
-        let data = jwt::decode_at::<AccessClaims>(token, &keys.published, &self.validation, now)
-            .map_err(|e| {
-                use tessera_jose::ErrorKind as K;
-                Refused(match e.kind() {
-                    K::Expired => "the access token has expired",
-                    K::InvalidSignature | K::KeyNotFound | K::AlgorithmNotAllowed => {
-                        "the access token's signature is not valid"
-                    }
-                    K::InvalidIssuer | K::InvalidAudience | K::InvalidType => {
-                        "the access token is not for this server"
-                    }
-                    _ => "the access token is malformed",
-                })
-            })?;
-        if denylist.is_denied(&data.claims, now) {
-            return Err(Refused("the access token has been revoked"));
+    /// Publishes a new key set to the verifier (after a reload of the key ring).
+    pub fn set_keys(&self, published: JwkSet) {
+        self.keys.replace(published);
+        self.cache_mut().clear();
+    }
+
+    /// The verified, not revoked claims of `token`.
+    pub async fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, Refused> {
+        let now = self.clock.now();
+        let hit = match self.cache.read() {
+            Ok(g) => g.get(token).cloned(),
+            Err(p) => p.into_inner().get(token).cloned(),
+        };
+        if let Some(claims) = hit {
+            if claims.exp <= now {
+                return Err(Refused("the token has expired".into()));
+            }
+            if self.denylist.is_denied(&claims, now) {
+                return Err(Refused("the token has been revoked".into()));
+            }
+            return Ok(claims);
         }
-        Ok(data.claims)
+        let principal = self
+            .guard
+            .verify(token)
+            .await
+            .map_err(|e| Refused(e.description().to_string()))?;
+        let claims: Arc<AccessClaims> = Arc::new(principal.claims().map_err(|_| {
+            Refused("the access token's claims do not have the expected shape".into())
+        })?);
+        let mut cache = self.cache_mut();
+        if cache.len() >= CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(token.into(), Arc::clone(&claims));
+        Ok(claims)
+    }
+
+    fn cache_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Box<str>, Arc<AccessClaims>>> {
+        match self.cache.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
     }
 }

@@ -404,7 +404,7 @@ async fn expiry_follows_the_clock() {
     let r = app.get_bearer("/auth/me", &at).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error_description"], "the access token has expired");
+    assert_eq!(v["error_description"], "the token has expired");
 
     // Idle timeout: used every 59 minutes the family lives, up to its absolute end.
     let t = app.tokens("ada").await;

@@ -18,6 +18,9 @@ pub struct ServeArgs {
     /// The Redis URL (scale-out mode).
     #[arg(long)]
     pub redis: Option<String>,
+    /// Log one JSON object per line (same as TESSERA_LOG_FORMAT=json).
+    #[arg(long)]
+    pub log_json: bool,
 }
 
 /// `tessera user ...`.
@@ -74,7 +77,13 @@ pub struct RotateArgs {
 
 /// Runs `serve`; returns the process exit code.
 pub fn serve(args: ServeArgs) -> i32 {
-    tessera_server::cli::serve(args.config, args.addr, args.database, args.redis)
+    tessera_server::cli::serve(
+        args.config,
+        args.addr,
+        args.database,
+        args.redis,
+        args.log_json,
+    )
 }
 
 /// Runs a `user` subcommand; returns the process exit code.

@@ -340,10 +340,11 @@ impl Core {
     }
 
     /// Verifies a bearer token.
-    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, tokens::Refused> {
-        let r = self
-            .verifier
-            .verify(&self.keys, &self.denylist, token, self.now());
+    pub async fn verify_access(
+        &self,
+        token: &str,
+    ) -> Result<std::sync::Arc<AccessClaims>, tokens::Refused> {
+        let r = self.verifier.verify(token).await;
         if r.is_err() {
             self.metrics.op(TokenOp::AccessRefused);
         }

@@ -92,7 +92,7 @@ pub struct Core {
     /// Signing keys.
     pub keys: KeyRing,
     /// Revoked access tokens.
-    pub denylist: Denylist,
+    pub denylist: Arc<Denylist>,
     /// Password hashing.
     pub hasher: Hasher,
     /// Brute-force limits.
@@ -122,7 +122,7 @@ impl Core {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         keys: KeyRing,
-        denylist: Denylist,
+        denylist: Arc<Denylist>,
         hasher: Hasher,
         limiter: Limiter,
         settings: Settings,
@@ -131,7 +131,13 @@ impl Core {
             hmac::HMAC_SHA256,
             keys.kek().subkey("tessera csrf").as_slice(),
         );
-        let verifier = Verifier::new(&settings.issuer, &settings.audience);
+        let verifier = Verifier::new(
+            &settings.issuer,
+            &settings.audience,
+            keys.current().published.clone(),
+            Arc::clone(&denylist),
+            Arc::clone(&clock),
+        );
         Self {
             store,
             clock,
@@ -155,6 +161,15 @@ impl Core {
     /// bound to the session and needs no storage.
     pub fn csrf_for(&self, sid: &str) -> String {
         URL_SAFE_NO_PAD.encode(hmac::sign(&self.csrf_key, sid.as_bytes()).as_ref())
+    }
+
+    /// Re-reads the signing keys (a rotation by the CLI, or the end of a previous
+    /// key's publication) and hands the published set to the verifier.
+    pub async fn reload_keys(&self) -> Result<(), crate::keys::KeyError> {
+        self.keys.reload(self.store.as_ref(), self.now()).await?;
+        self.verifier
+            .set_keys(self.keys.current().published.clone());
+        Ok(())
     }
 
     /// Loads the persisted denylist into memory.

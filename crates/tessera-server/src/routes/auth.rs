@@ -266,10 +266,10 @@ pub async fn logout_all(
 pub async fn me(auth: Authenticated) -> Json<MeResponse> {
     let c = auth.claims;
     Json(MeResponse {
-        sub: c.sub,
-        username: c.username,
-        roles: c.roles,
-        sid: c.sid,
+        sub: c.sub.clone(),
+        username: c.username.clone(),
+        roles: c.roles.clone(),
+        sid: c.sid.clone(),
     })
 }
 
