@@ -10,6 +10,10 @@
 //   verify   alg, jwk (public JWK) or public_pem, token, aud, iss -> claims
 //   encrypt  alg, enc, jwk (public or oct JWK), plaintext_b64  -> token
 //   decrypt  alg, enc, jwk (private or oct JWK), token         -> plaintext_b64, header
+//   sign_encrypt    sig_alg, sig_jwk (private), claims, alg, enc, jwk (public) -> token
+//                   (a nested JWT: the signed JWT, encrypted with cty "JWT")
+//   decrypt_verify  alg, enc, jwk (private), sig_alg, sig_jwk (public), token, aud, iss
+//                   -> claims, header (of the JWE)
 //
 // Each RESULT is {id, ok: true, ...outputs} or {id, ok: false, error}. A failure of
 // one case never stops the others. With `pem: true` on a sign case the private JWK is
@@ -83,6 +87,32 @@ const ops = {
       plaintext_b64: Buffer.from(plaintext).toString('base64'),
       header: protectedHeader,
     };
+  },
+  async sign_encrypt(c) {
+    const sigKey = await importJWK(c.sig_jwk, c.sig_alg);
+    const inner = await new SignJWT(c.claims)
+      .setProtectedHeader(header(c.sig_jwk, c.sig_alg))
+      .sign(sigKey);
+    const key = await importJWK(c.jwk, c.alg);
+    const token = await new CompactEncrypt(new TextEncoder().encode(inner))
+      .setProtectedHeader({ ...header(c.jwk, c.alg, c.enc), cty: 'JWT' })
+      .encrypt(key);
+    return { token };
+  },
+  async decrypt_verify(c) {
+    const key = await importJWK(c.jwk, c.alg);
+    const { plaintext, protectedHeader } = await compactDecrypt(c.token, key, {
+      keyManagementAlgorithms: [c.alg],
+      contentEncryptionAlgorithms: [c.enc],
+    });
+    const sigKey = await importJWK(c.sig_jwk, c.sig_alg);
+    const { payload } = await jwtVerify(new TextDecoder().decode(plaintext), sigKey, {
+      algorithms: [c.sig_alg],
+      audience: c.aud,
+      issuer: c.iss,
+      requiredClaims: ['exp'],
+    });
+    return { claims: payload, header: protectedHeader };
   },
 };
 

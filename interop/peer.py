@@ -12,6 +12,10 @@ Every CASE has an "id" and an "op":
     verify   alg, jwk (public JWK) or public_pem, token, aud, iss -> claims
     encrypt  alg, enc, jwk (public or oct JWK), plaintext_b64 -> token
     decrypt  alg, enc, jwk (private or oct JWK), token        -> plaintext_b64, header
+    sign_encrypt    sig_alg, sig_jwk (private), claims, alg, enc, jwk (public) -> token
+                    (a nested JWT: the signed JWT, encrypted with cty "JWT")
+    decrypt_verify  alg, enc, jwk (private), sig_alg, sig_jwk (public), token, aud, iss
+                    -> claims, header (of the JWE)
 
 Each RESULT is {"id", "ok": true, ...outputs} or {"id", "ok": false, "error": TEXT}.
 A failure of one case never stops the others. PyJWT has no JWE: its encrypt and
@@ -103,7 +107,7 @@ class PyJwtPeer:
     def encrypt(self, case):
         raise NotImplementedError("PyJWT has no JWE")
 
-    decrypt = encrypt
+    decrypt = sign_encrypt = decrypt_verify = encrypt
 
 
 # ---------------------------------------------------------------- jwcrypto
@@ -166,6 +170,29 @@ class JwcryptoPeer:
         token.deserialize(case["token"], key=self.key(case))
         return {"plaintext_b64": b64e(token.payload), "header": token.jose_header}
 
+    def sign_encrypt(self, case):
+        sig_key = self.jwk.JWK(**case["sig_jwk"])
+        inner = self.jwt.JWT(header=header_of(case["sig_jwk"], case["sig_alg"]),
+                             claims=case["claims"])
+        inner.make_signed_token(sig_key)
+        header = header_of(case["jwk"], case["alg"], case["enc"])
+        header["cty"] = "JWT"
+        outer = self.jwe.JWE(inner.serialize().encode("ascii"), protected=json.dumps(header),
+                             algs=[case["alg"], case["enc"]])
+        outer.add_recipient(self.key(case))
+        return {"token": outer.serialize(compact=True)}
+
+    def decrypt_verify(self, case):
+        outer = self.jwe.JWE(algs=[case["alg"], case["enc"]])
+        outer.deserialize(case["token"], key=self.key(case))
+        inner = self.jwt.JWT(
+            jwt=outer.payload.decode("ascii"),
+            key=self.jwk.JWK(**case["sig_jwk"]),
+            algs=[case["sig_alg"]],
+            check_claims={"exp": None, "aud": case["aud"], "iss": case["iss"]},
+        )
+        return {"claims": json.loads(inner.claims), "header": outer.jose_header}
+
 
 # ---------------------------------------------------------------- main
 
@@ -175,7 +202,9 @@ PEERS = {"pyjwt": PyJwtPeer, "jwcrypto": JwcryptoPeer}
 def run_case(peer, case):
     op = case.get("op")
     handler = {"sign": peer.sign, "verify": peer.verify,
-               "encrypt": peer.encrypt, "decrypt": peer.decrypt}.get(op)
+               "encrypt": peer.encrypt, "decrypt": peer.decrypt,
+               "sign_encrypt": peer.sign_encrypt,
+               "decrypt_verify": peer.decrypt_verify}.get(op)
     if handler is None:
         return {"id": case.get("id"), "ok": False, "error": f"unknown op {op!r}"}
     try:

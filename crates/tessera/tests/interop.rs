@@ -62,6 +62,20 @@ const ECDH_FULL_CURVES: [&str; 2] = ["P-256", "X25519"];
 /// Curves crossed with every ECDH algorithm, with A256GCM only.
 const ECDH_EXTRA_CURVES: [&str; 2] = ["P-384", "P-521"];
 
+/// Nested JWTs: (signature alg, key management alg, enc, name of the encryption key).
+const NESTED: [(&str, &str, &str, &str); 5] = [
+    ("HS256", "dir", "A256GCM", "dir-A256GCM"),
+    ("RS256", "RSA-OAEP-256", "A256GCM", "RSA-OAEP-256"),
+    ("PS384", "A128KW", "A128CBC-HS256", "A128KW"),
+    (
+        "ES256",
+        "ECDH-ES+A256KW",
+        "A256CBC-HS512",
+        "ECDH-ES+A256KW-P-256",
+    ),
+    ("EdDSA", "ECDH-ES", "A128GCM", "ECDH-ES-X25519"),
+];
+
 const ISS: &str = "https://issuer.interop.example";
 const AUD: &str = "tessera-interop";
 
@@ -124,6 +138,12 @@ enum Kind {
         alg: &'static str,
         enc: &'static str,
     },
+    /// A nested JWT: a JWS signed with `sig` (key `jws-{sig}`), then encrypted.
+    Nested {
+        sig: &'static str,
+        alg: &'static str,
+        enc: &'static str,
+    },
 }
 
 /// One row of the matrix.
@@ -137,8 +157,15 @@ struct Spec {
 }
 
 impl Spec {
+    fn uses_key(&self, name: &str) -> bool {
+        match self.kind {
+            Kind::Nested { sig, .. } if name.strip_prefix("jws-") == Some(sig) => true,
+            _ => self.key == name,
+        }
+    }
+
     fn is_jwe(&self) -> bool {
-        matches!(self.kind, Kind::Jwe { .. })
+        matches!(self.kind, Kind::Jwe { .. } | Kind::Nested { .. })
     }
 }
 
@@ -247,7 +274,7 @@ impl Run {
     fn all(&mut self) {
         let needed = key_requests()
             .into_iter()
-            .filter(|r| self.specs.iter().any(|s| s.key == r.name));
+            .filter(|r| self.specs.iter().any(|s| s.uses_key(&r.name)));
         for req in needed {
             let key = self.generate(&req);
             self.keys.insert(req.name.clone(), key);
@@ -273,6 +300,18 @@ impl Run {
             Some(Ok(k)) => Ok(k),
             Some(Err(e)) => Err(format!("tessera key generate failed: {e}")),
             None => Err(format!("no key {}", spec.key)),
+        }
+    }
+
+    /// The signing key of a nested JWT.
+    fn sig_key_of(&self, spec: &Spec) -> Result<&KeyFiles, String> {
+        let Kind::Nested { sig, .. } = spec.kind else {
+            return Err(format!("{} is not a nested JWT", spec.id));
+        };
+        match self.keys.get(&format!("jws-{sig}")) {
+            Some(Ok(k)) => Ok(k),
+            Some(Err(e)) => Err(format!("tessera key generate failed: {e}")),
+            None => Err(format!("no key jws-{sig}")),
         }
     }
 
@@ -322,6 +361,16 @@ impl Run {
                     continue;
                 }
             };
+            let sig_key = match spec.kind {
+                Kind::Nested { .. } => match self.sig_key_of(spec) {
+                    Ok(k) => Some(k),
+                    Err(e) => {
+                        pre_failed.insert(spec.id.clone(), e);
+                        continue;
+                    }
+                },
+                _ => None,
+            };
             cases.push(match spec.kind {
                 Kind::Jws { alg } => json!({
                     "id": spec.id, "op": "sign", "alg": alg, "jwk": key.private_jwk,
@@ -330,6 +379,11 @@ impl Run {
                 Kind::Jwe { alg, enc } => json!({
                     "id": spec.id, "op": "encrypt", "alg": alg, "enc": enc,
                     "jwk": key.public_jwk, "plaintext_b64": STANDARD.encode(self.plaintext(spec)),
+                }),
+                Kind::Nested { sig, alg, enc } => json!({
+                    "id": spec.id, "op": "sign_encrypt", "sig_alg": sig,
+                    "sig_jwk": sig_key.map(|k| &k.private_jwk), "claims": self.claims(spec),
+                    "alg": alg, "enc": enc, "jwk": key.public_jwk,
                 }),
             });
         }
@@ -389,6 +443,12 @@ impl Run {
                     Kind::Jwe { alg, enc } => json!({
                         "id": id, "op": "decrypt", "alg": alg, "enc": enc, "jwk": key.private_jwk,
                         "token": tok,
+                    }),
+                    Kind::Nested { sig, alg, enc } => json!({
+                        "id": id, "op": "decrypt_verify", "alg": alg, "enc": enc,
+                        "jwk": key.private_jwk, "sig_alg": sig,
+                        "sig_jwk": self.sig_key_of(spec).expect("a token was produced").public_jwk,
+                        "token": tok, "aud": AUD, "iss": ISS,
                     }),
                 });
             }
@@ -482,8 +542,8 @@ impl Run {
 
     /// `--key FILE` or `--secret-file FILE`: the private (or secret) key when
     /// `private`, else the public one.
-    fn key_args(spec: &Spec, key: &KeyFiles, pem: Option<&Pems>, private: bool) -> Vec<String> {
-        match (spec.form, pem) {
+    fn key_args(form: Form, key: &KeyFiles, pem: Option<&Pems>, private: bool) -> Vec<String> {
+        match (form, pem) {
             (Form::Secret, _) => vec![
                 "--secret-file".into(),
                 path_arg(key.secret_path.as_ref().expect("secret form on an oct key")),
@@ -503,51 +563,96 @@ impl Run {
         }
     }
 
-    /// tessera signs (private key) or encrypts (public key).
+    /// `tessera token sign`. With a JWK, the JWK's `alg` chooses the algorithm (no
+    /// `--alg`); with PEM or a secret, `--alg` does.
+    fn tessera_sign(
+        &self,
+        form: Form,
+        key: &KeyFiles,
+        pem: Option<&Pems>,
+        alg: &str,
+        spec: &Spec,
+    ) -> Result<String, String> {
+        let claims_path = self
+            .work
+            .join(format!("{}.claims.json", file_name(&spec.id)));
+        write(
+            &claims_path,
+            &serde_json::to_vec(&self.claims(spec)).expect("JSON"),
+        )?;
+        let mut args: Vec<String> = vec!["token".into(), "sign".into()];
+        args.extend(Self::key_args(form, key, pem, true));
+        if form != Form::Jwk {
+            args.extend(["--alg".into(), alg.into()]);
+        }
+        args.extend(["--claims".into(), format!("@{}", path_arg(&claims_path))]);
+        token_output(&args, 3)
+    }
+
+    /// `tessera token encrypt` of a payload file, with the public (or secret) key.
+    fn tessera_encrypt(
+        &self,
+        form: Form,
+        key: &KeyFiles,
+        (alg, enc): (&str, &str),
+        payload: &[u8],
+        spec: &Spec,
+    ) -> Result<String, String> {
+        let payload_path = self.work.join(format!("{}.payload", file_name(&spec.id)));
+        write(&payload_path, payload)?;
+        let mut args: Vec<String> = vec!["token".into(), "encrypt".into()];
+        args.extend(Self::key_args(form, key, None, false));
+        args.extend(["--alg".into(), alg.into(), "--enc".into(), enc.into()]);
+        args.push(path_arg(&payload_path));
+        token_output(&args, 5)
+    }
+
+    /// `tessera token verify` with the public (or secret) key, `--iss` and `--aud`.
+    /// As for signing, `--alg` only when the key is not a JWK (whose `alg` pins it).
+    fn tessera_verify(
+        form: Form,
+        key: &KeyFiles,
+        pem: Option<&Pems>,
+        alg: &str,
+        token: &str,
+    ) -> Output {
+        let mut args: Vec<String> = vec!["token".into(), "verify".into()];
+        args.extend(Self::key_args(form, key, pem, false));
+        if form != Form::Jwk {
+            args.extend(["--alg".into(), alg.into()]);
+        }
+        for a in ["--iss", ISS, "--aud", AUD] {
+            args.push(a.into());
+        }
+        with_token(form, args, token)
+    }
+
+    /// `tessera token decrypt` with the private (or secret) key.
+    fn tessera_decrypt(form: Form, key: &KeyFiles, token: &str) -> Output {
+        let mut args: Vec<String> = vec!["token".into(), "decrypt".into()];
+        args.extend(Self::key_args(form, key, None, true));
+        with_token(form, args, token)
+    }
+
+    /// tessera signs (private key) or encrypts (public key); for a nested JWT, signs
+    /// with the signing key and encrypts that JWS.
     fn tessera_produce(
         &self,
         spec: &Spec,
         key: &KeyFiles,
         pem: Option<&Pems>,
     ) -> Result<Produced, String> {
-        let mut args: Vec<String> = vec!["token".into()];
-        match spec.kind {
-            Kind::Jws { alg } => {
-                let claims_path = self
-                    .work
-                    .join(format!("{}.claims.json", file_name(&spec.id)));
-                write(
-                    &claims_path,
-                    &serde_json::to_vec(&self.claims(spec)).expect("JSON"),
-                )?;
-                args.push("sign".into());
-                args.extend(Self::key_args(spec, key, pem, true));
-                args.extend(["--alg".into(), alg.into(), "--claims".into()]);
-                args.push(format!("@{}", path_arg(&claims_path)));
-            }
+        let token = match spec.kind {
+            Kind::Jws { alg } => self.tessera_sign(spec.form, key, pem, alg, spec)?,
             Kind::Jwe { alg, enc } => {
-                let payload_path = self.work.join(format!("{}.plaintext", file_name(&spec.id)));
-                write(&payload_path, &self.plaintext(spec))?;
-                args.push("encrypt".into());
-                args.extend(Self::key_args(spec, key, pem, false));
-                args.extend(["--alg".into(), alg.into(), "--enc".into(), enc.into()]);
-                args.push(path_arg(&payload_path));
+                self.tessera_encrypt(spec.form, key, (alg, enc), &self.plaintext(spec), spec)?
             }
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = tessera(&args, None);
-        if out.status.code() != Some(0) {
-            return Err(describe_failure(&args[..2], &out));
-        }
-        let stdout = String::from_utf8(out.stdout).map_err(|_| "token is not UTF-8".to_string())?;
-        let token = stdout
-            .strip_suffix('\n')
-            .ok_or("token not followed by a newline")?
-            .to_string();
-        let parts = if spec.is_jwe() { 5 } else { 3 };
-        if token.split('.').count() != parts {
-            return Err(format!("not a compact token of {parts} parts"));
-        }
+            Kind::Nested { sig, alg, enc } => {
+                let sig_key = self.sig_key_of(spec)?;
+                let jws = self.tessera_sign(Form::Jwk, sig_key, None, sig, spec)?;
+                self.tessera_encrypt(spec.form, key, (alg, enc), jws.as_bytes(), spec)?
+            }
+        };
         Ok(Produced {
             token,
             public_pem: pem.map(|p| p.public_text.clone()),
@@ -556,76 +661,77 @@ impl Run {
 
     /// tessera verifies or decrypts the peer's token, then refuses it tampered.
     fn tessera_consume(&self, spec: &Spec, result: &Value, pem: Option<&Pems>) -> Status {
-        let Some(token) = result["token"].as_str() else {
-            return Status::Fail("peer answer without a token".into());
+        match self.try_consume(spec, result, pem) {
+            Ok(()) => Status::Ok,
+            Err(e) => Status::Fail(e),
+        }
+    }
+
+    fn try_consume(&self, spec: &Spec, result: &Value, pem: Option<&Pems>) -> Result<(), String> {
+        let token = result["token"]
+            .as_str()
+            .ok_or("peer answer without a token")?;
+        let key = self.key_of(spec)?;
+        let consume = |token: &str| match spec.kind {
+            Kind::Jws { alg } => Self::tessera_verify(spec.form, key, pem, alg, token),
+            Kind::Jwe { .. } | Kind::Nested { .. } => Self::tessera_decrypt(spec.form, key, token),
         };
-        let key = match self.key_of(spec) {
-            Ok(k) => k,
-            Err(e) => return Status::Fail(e),
-        };
-        let consume = |token: &str| -> Output {
-            let mut args: Vec<String> = vec!["token".into()];
-            match spec.kind {
-                Kind::Jws { alg } => {
-                    args.push("verify".into());
-                    args.extend(Self::key_args(spec, key, pem, false));
-                    for a in ["--alg", alg, "--iss", ISS, "--aud", AUD] {
-                        args.push(a.into());
-                    }
-                }
-                Kind::Jwe { .. } => {
-                    args.push("decrypt".into());
-                    args.extend(Self::key_args(spec, key, pem, true));
-                }
-            }
-            // PEM and secret-file cases read the token from stdin ("-"), with a
-            // newline that tessera must trim; the others take it as an argument.
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            if spec.form == Form::Jwk {
-                tessera(&[&args[..], &[token]].concat(), None)
-            } else {
-                let input = format!("{token}\n");
-                tessera(&[&args[..], &["-"]].concat(), Some(input.as_bytes()))
-            }
-        };
+        let verb = if spec.is_jwe() { "decrypt" } else { "verify" };
 
         let out = consume(token);
         if out.status.code() != Some(0) {
-            let verb = if spec.is_jwe() { "decrypt" } else { "verify" };
-            return Status::Fail(describe_failure(&["token", verb], &out));
+            return Err(describe_failure(&["token", verb], &out));
         }
         match spec.kind {
-            Kind::Jws { .. } => match serde_json::from_slice::<Value>(&out.stdout) {
-                Err(e) => return Status::Fail(format!("tessera verify printed no JSON: {e}")),
-                Ok(claims) if claims != self.claims(spec) => {
-                    return Status::Fail(format!(
-                        "tessera verify printed other claims: {}",
-                        diff(&self.claims(spec), &claims)
-                    ));
-                }
-                Ok(_) => {}
-            },
+            Kind::Jws { .. } => self.check_claims_output(spec, &out)?,
             Kind::Jwe { .. } => {
                 if out.stdout != self.plaintext(spec) {
-                    return Status::Fail(format!(
+                    return Err(format!(
                         "tessera decrypt wrote other bytes ({} bytes, expected {})",
                         out.stdout.len(),
                         self.plaintext(spec).len()
                     ));
                 }
             }
+            Kind::Nested { sig, .. } => {
+                // decrypt writes the inner compact JWS; tessera then verifies it.
+                let inner = String::from_utf8(out.stdout)
+                    .map_err(|_| "tessera decrypt of a nested JWT wrote no UTF-8")?;
+                if inner.split('.').count() != 3 {
+                    return Err("tessera decrypt of a nested JWT wrote no compact JWS".into());
+                }
+                let sig_key = self.sig_key_of(spec)?;
+                let out = Self::tessera_verify(Form::Jwk, sig_key, None, sig, &inner);
+                if out.status.code() != Some(0) {
+                    return Err(describe_failure(&["token verify (inner JWS)"], &out));
+                }
+                self.check_claims_output(spec, &out)?;
+            }
         }
 
         let out = consume(&tamper(token, spec));
         if out.status.code() != Some(1) || !out.stdout.is_empty() {
-            return Status::Fail(format!(
-                "tessera accepted or mishandled the tampered token: exit {:?}, {} bytes on stdout \
-                 (expected exit 1, nothing on stdout)",
+            return Err(format!(
+                "tessera {verb} accepted or mishandled the tampered token: exit {:?}, {} bytes \
+                 on stdout (expected exit 1, nothing on stdout)",
                 out.status.code(),
                 out.stdout.len()
             ));
         }
-        Status::Ok
+        Ok(())
+    }
+
+    /// `tessera token verify` printed exactly the claims the peer signed.
+    fn check_claims_output(&self, spec: &Spec, out: &Output) -> Result<(), String> {
+        let claims: Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("tessera verify printed no JSON: {e}"))?;
+        if claims != self.claims(spec) {
+            return Err(format!(
+                "tessera verify printed other claims: {}",
+                diff(&self.claims(spec), &claims)
+            ));
+        }
+        Ok(())
     }
 
     // ------------------------------------------------------------ peer side
@@ -660,42 +766,48 @@ impl Run {
             Ok(r) => r,
             Err(e) => return Status::Fail(format!("{name} refused tessera's token: {e}")),
         };
-        match spec.kind {
-            Kind::Jws { .. } => {
-                let mut claims = r["claims"].clone();
-                let iat = claims.as_object_mut().and_then(|m| m.remove("iat"));
-                if !iat.as_ref().is_some_and(Value::is_i64) {
-                    return Status::Fail(format!(
-                        "tessera sign set no integer iat (peer saw {iat:?})"
-                    ));
-                }
-                if claims != self.claims(spec) {
-                    return Status::Fail(format!(
-                        "{name} verified other claims: {}",
-                        diff(&self.claims(spec), &claims)
-                    ));
-                }
-            }
+        let checked_ok = match spec.kind {
+            Kind::Jws { .. } => self.check_peer_claims(name, spec, r),
             Kind::Jwe { alg, enc } => {
                 let got = r["plaintext_b64"]
                     .as_str()
                     .and_then(|b| STANDARD.decode(b).ok());
                 if got.as_deref() != Some(&self.plaintext(spec)[..]) {
-                    return Status::Fail(format!("{name} decrypted other bytes"));
-                }
-                if r["header"]["alg"] != alg || r["header"]["enc"] != enc {
-                    return Status::Fail(format!(
-                        "{name} saw header alg {} enc {}",
-                        r["header"]["alg"], r["header"]["enc"]
-                    ));
+                    Err(format!("{name} decrypted other bytes"))
+                } else {
+                    check_header(name, r, alg, enc, None)
                 }
             }
+            Kind::Nested { alg, enc, .. } => self
+                .check_peer_claims(name, spec, r)
+                .and_then(|()| check_header(name, r, alg, enc, Some("JWT"))),
+        };
+        if let Err(e) = checked_ok {
+            return Status::Fail(e);
         }
         match peer_result(checked, &format!("{}#tampered", spec.id)) {
             Ok(_) => Status::Fail(format!("{name} accepted tessera's token tampered")),
             Err(e) if e.starts_with("no answer") => Status::Fail(e),
             Err(_) => Status::Ok,
         }
+    }
+
+    /// The peer verified exactly our claims, plus the `iat` that tessera adds.
+    fn check_peer_claims(&self, name: &str, spec: &Spec, r: &Value) -> Result<(), String> {
+        let mut claims = r["claims"].clone();
+        let iat = claims.as_object_mut().and_then(|m| m.remove("iat"));
+        if !iat.as_ref().is_some_and(Value::is_i64) {
+            return Err(format!(
+                "tessera sign set no integer iat (peer saw {iat:?})"
+            ));
+        }
+        if claims != self.claims(spec) {
+            return Err(format!(
+                "{name} verified other claims: {}",
+                diff(&self.claims(spec), &claims)
+            ));
+        }
+        Ok(())
     }
 
     // ------------------------------------------------------------ report
@@ -875,6 +987,20 @@ fn all_specs() -> Vec<Spec> {
                 key: format!("{alg}-{crv}"),
             });
         }
+    }
+    // Nested JWTs: signed with tessera's JWS key, then encrypted.
+    for (sig, alg, enc, key) in NESTED {
+        specs.push(Spec {
+            id: match key.strip_prefix(alg).and_then(|k| k.strip_prefix('-')) {
+                Some(crv) if alg.starts_with("ECDH") => {
+                    format!("nested {sig} in {alg} {enc} {crv}")
+                }
+                _ => format!("nested {sig} in {alg} {enc}"),
+            },
+            kind: Kind::Nested { sig, alg, enc },
+            form: Form::Jwk,
+            key: key.to_string(),
+        });
     }
     for (alg, key) in [("dir", "dir-A256GCM"), ("A256KW", "A256KW")] {
         let enc = "A256GCM";
@@ -1076,6 +1202,33 @@ impl Peers {
     }
 }
 
+/// The JWE header the peer saw: our `alg` and `enc`, and `cty` when expected
+/// (tessera sets `cty: "JWT"` on a nested JWT).
+fn check_header(
+    name: &str,
+    r: &Value,
+    alg: &str,
+    enc: &str,
+    cty: Option<&str>,
+) -> Result<(), String> {
+    let h = &r["header"];
+    if h["alg"] != alg || h["enc"] != enc {
+        return Err(format!(
+            "{name} saw header alg {} enc {}",
+            h["alg"], h["enc"]
+        ));
+    }
+    if let Some(cty) = cty
+        && h["cty"] != cty
+    {
+        return Err(format!(
+            "{name} saw header cty {}, expected {cty:?}",
+            h["cty"]
+        ));
+    }
+    Ok(())
+}
+
 /// The peer's answer for one case: Ok(result) when it succeeded, Err(reason) otherwise.
 fn peer_result<'a>(
     answers: &'a Result<HashMap<String, Value>, String>,
@@ -1113,6 +1266,41 @@ fn tessera(args: &[&str], stdin: Option<&[u8]>) -> Output {
         pipe.write_all(input).expect("write tessera's stdin");
     }
     child.wait_with_output().expect("wait for tessera")
+}
+
+/// Runs a `tessera token sign|encrypt` and takes its token: one compact token of
+/// `parts` parts, then a newline.
+fn token_output(args: &[String], parts: usize) -> Result<String, String> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = tessera(&args, None);
+    if out.status.code() != Some(0) {
+        return Err(describe_failure(&args[..2], &out));
+    }
+    let stdout = String::from_utf8(out.stdout).map_err(|_| "token is not UTF-8".to_string())?;
+    let token = stdout
+        .strip_suffix('\n')
+        .ok_or("token not followed by a newline")?;
+    if token.split('.').count() != parts || token.contains(char::is_whitespace) {
+        return Err(format!(
+            "tessera {} printed no compact token of {parts} parts",
+            args[1]
+        ));
+    }
+    Ok(token.to_string())
+}
+
+/// Runs tessera with the token last: JWK cases pass it as an argument; PEM and
+/// secret-file cases read it from stdin (`-`), with a newline that tessera must trim.
+fn with_token(form: Form, mut args: Vec<String>, token: &str) -> Output {
+    if form == Form::Jwk {
+        args.push(token.into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        tessera(&args, None)
+    } else {
+        args.push("-".into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        tessera(&args, Some(format!("{token}\n").as_bytes()))
+    }
 }
 
 fn parse_json_output(out: &Output) -> Result<Value, String> {
