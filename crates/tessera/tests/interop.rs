@@ -6,8 +6,11 @@
 //! or `decrypt` gives back the same claims or bytes. Every case also has its negative:
 //! the token, tampered, is refused by the other side (by tessera with exit 1).
 //!
+//! A few nested JWTs (signed, then encrypted) go both ways too.
+//!
 //! Keys come from `tessera key generate` (JWK) and `tessera key public`; a few JWS
 //! cases hand the same keys over as PEM (PKCS#8 / SPKI) and a few as a raw secret file.
+//! With a JWK, tessera is given no `--alg`: the JWK's `alg` chooses it.
 //!
 //! The peers run as two drivers, interop/peer.py (PyJWT, jwcrypto) and
 //! interop/peer.mjs (jose), which take a JSON list of cases on stdin: one subprocess
@@ -121,11 +124,14 @@ impl Lib {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Form {
     /// `--key FILE` with a JWK (the private one to sign and decrypt, the public one to
-    /// verify and encrypt); the peer gets the same JWK.
+    /// verify and encrypt), no `--alg` for sign and verify; the peer gets the same JWK;
+    /// the token is an argument.
     Jwk,
-    /// `--key FILE` with PKCS#8 / SPKI PEM, converted from the JWK by the peer.
+    /// `--key FILE` with PKCS#8 / SPKI PEM, converted from the JWK by the peer, and
+    /// `--alg`; the token is read from stdin.
     Pem,
-    /// `--secret-file FILE` with the raw bytes of an `oct` JWK's `k`.
+    /// `--secret-file FILE` with the raw bytes of an `oct` JWK's `k`, and `--alg`;
+    /// the token is read from stdin.
     Secret,
 }
 
