@@ -629,3 +629,296 @@ fn exp_is_required_and_leeway_is_zero_by_default() {
     );
     assert!(jwt::decode::<Claims>(&tok(json!({"exp": 1_001})), &hs_key(), &v).is_ok());
 }
+
+// ----- JWE ---------------------------------------------------------------------------
+
+mod jwe_defaults {
+    use aws_lc_rs::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    use aws_lc_rs::rsa::{Pkcs1PublicEncryptingKey, PublicEncryptingKey};
+    use serde_json::{Value, json};
+    use tessera_jose::jwe::{self, Decrypter, EncryptOptions};
+    use tessera_jose::{ContentEncryption, Curve, ErrorKind, Jwk, KeyManagement};
+
+    use super::{b64, unb64};
+
+    /// A correct compact JWE under `header` with A128GCM and this CEK, made outside the
+    /// library: what a sender (or an attacker who knows the CEK) can produce.
+    fn gcm_token(header: &Value, encrypted_key: &[u8], cek: &[u8; 16], plaintext: &[u8]) -> String {
+        let h = b64(header.to_string());
+        let iv = [9u8; 12];
+        let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, cek).unwrap());
+        let mut buf = plaintext.to_vec();
+        let tag = key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(iv),
+                Aad::from(h.as_bytes()),
+                &mut buf,
+            )
+            .unwrap();
+        format!(
+            "{h}.{}.{}.{}.{}",
+            b64(encrypted_key),
+            b64(iv),
+            b64(&buf),
+            b64(tag.as_ref())
+        )
+    }
+
+    fn dir_key() -> Jwk {
+        Jwk::from_secret([0x42u8; 16]).unwrap()
+    }
+
+    #[test]
+    fn control_a_crafted_jwe_does_decrypt() {
+        let t = gcm_token(
+            &json!({"alg": "dir", "enc": "A128GCM"}),
+            &[],
+            &[0x42; 16],
+            b"hello",
+        );
+        assert_eq!(
+            jwe::decrypt(&t, &dir_key(), &Decrypter::new())
+                .unwrap()
+                .plaintext(),
+            b"hello"
+        );
+    }
+
+    #[test]
+    fn rsa1_5_is_refused_even_when_correct() {
+        let rsa = Jwk::generate_rsa(2048).unwrap();
+        let public = PublicEncryptingKey::from_der(&rsa.to_spki_der().unwrap()).unwrap();
+        let pkcs1 = Pkcs1PublicEncryptingKey::new(public).unwrap();
+        let cek = [0x17u8; 16];
+        let mut out = vec![0u8; 256];
+        let wrapped = pkcs1.encrypt(&cek, &mut out).unwrap().to_vec();
+        let t = gcm_token(
+            &json!({"alg": "RSA1_5", "enc": "A128GCM"}),
+            &wrapped,
+            &cek,
+            b"secret",
+        );
+        let err = jwe::decrypt(&t, &rsa, &Decrypter::new()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlgorithmNotAllowed);
+        // Nor can it be asked for when encrypting: the name does not parse.
+        assert!("RSA1_5".parse::<KeyManagement>().is_err());
+    }
+
+    #[test]
+    fn zip_is_refused_unless_enabled_and_then_bounded() {
+        let key = Jwk::from_secret([1u8; 32]).unwrap();
+        let bomb = vec![0u8; 1 << 20];
+        let opts =
+            EncryptOptions::new(KeyManagement::A256KW, ContentEncryption::A256Gcm).with_zip();
+        let t = jwe::encrypt(&bomb, &key, &opts).unwrap();
+        assert!(
+            t.len() < 8 * 1024,
+            "1 MiB of zeros compresses to {} bytes",
+            t.len()
+        );
+        let err = jwe::decrypt(&t, &key, &Decrypter::new()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnsupportedHeader);
+        let err = jwe::decrypt(&t, &key, &Decrypter::new().allow_zip(64 * 1024)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TooLarge);
+        let ok = jwe::decrypt(&t, &key, &Decrypter::new().allow_zip(1 << 20)).unwrap();
+        assert_eq!(ok.plaintext().len(), 1 << 20);
+        // An unknown zip value is refused even when DEFLATE is enabled.
+        let t = gcm_token(
+            &json!({"alg": "dir", "enc": "A128GCM", "zip": "GZIP"}),
+            &[],
+            &[0x42; 16],
+            b"x",
+        );
+        let err = jwe::decrypt(&t, &dir_key(), &Decrypter::new().allow_zip(1024)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnsupportedHeader);
+    }
+
+    #[test]
+    fn oversized_jwe_is_refused_before_parsing() {
+        let huge = format!("{}....", "!".repeat(64 * 1024));
+        let err = jwe::decrypt(&huge, &dir_key(), &Decrypter::new()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TooLarge);
+        let t = gcm_token(
+            &json!({"alg": "dir", "enc": "A128GCM"}),
+            &[],
+            &[0x42; 16],
+            &[b'a'; 300],
+        );
+        let err =
+            jwe::decrypt(&t, &dir_key(), &Decrypter::new().max_size(t.len() - 1)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TooLarge);
+    }
+
+    #[test]
+    fn unknown_crit_is_refused_in_a_jwe() {
+        let t = gcm_token(
+            &json!({"alg": "dir", "enc": "A128GCM", "crit": ["exp"], "exp": 1}),
+            &[],
+            &[0x42; 16],
+            b"x",
+        );
+        let err = jwe::decrypt(&t, &dir_key(), &Decrypter::new()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnsupportedHeader);
+    }
+
+    #[test]
+    fn duplicate_members_are_refused_in_a_jwe_header() {
+        let h = r#"{"alg":"dir","enc":"A128GCM","x":1,"x":2}"#;
+        let t = gcm_token(
+            &serde_json::from_str::<Value>(h).unwrap(),
+            &[],
+            &[0x42; 16],
+            b"x",
+        );
+        // gcm_token re-serializes (dropping the duplicate): splice the raw header in.
+        let rest = t.split_once('.').unwrap().1;
+        let raw_h = b64(h);
+        let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &[0x42; 16]).unwrap());
+        let mut buf = b"x".to_vec();
+        let tag = key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key([9; 12]),
+                Aad::from(raw_h.as_bytes()),
+                &mut buf,
+            )
+            .unwrap();
+        let parts: Vec<&str> = rest.split('.').collect();
+        let t = format!(
+            "{raw_h}.{}.{}.{}.{}",
+            parts[0],
+            parts[1],
+            b64(&buf),
+            b64(tag.as_ref())
+        );
+        let err = jwe::decrypt(&t, &dir_key(), &Decrypter::new()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Malformed);
+    }
+
+    #[test]
+    fn every_failure_after_key_selection_is_one_indistinguishable_error() {
+        let key = Jwk::from_secret([7u8; 32]).unwrap();
+        let opts = EncryptOptions::new(KeyManagement::Dir, ContentEncryption::A128CbcHs256);
+        let t = jwe::encrypt(b"attack at dawn", &key, &opts).unwrap();
+        let parts: Vec<String> = t.split('.').map(str::to_owned).collect();
+        let with = |i: usize, v: Vec<u8>| {
+            let mut p = parts.clone();
+            p[i] = b64(v);
+            p.join(".")
+        };
+        let flip = |i: usize| {
+            let mut v = unb64(&parts[i]);
+            v[0] ^= 1;
+            with(i, v)
+        };
+        let cases = [
+            ("iv", flip(2)),
+            ("ciphertext", flip(3)),
+            ("tag", flip(4)),
+            ("short tag", with(4, unb64(&parts[4])[..15].to_vec())),
+            ("short iv", with(2, unb64(&parts[2])[..12].to_vec())),
+            ("encrypted key with dir", with(1, vec![1; 16])),
+        ];
+        let wrong_key = Jwk::from_secret([8u8; 32]).unwrap();
+        let reference = jwe::decrypt(&t, &wrong_key, &Decrypter::new()).unwrap_err();
+        assert_eq!(reference.kind(), ErrorKind::DecryptionFailed);
+        for (what, bad) in cases {
+            let err = jwe::decrypt(&bad, &key, &Decrypter::new()).unwrap_err();
+            assert_eq!(
+                err, reference,
+                "{what}: kind and message must not tell failures apart"
+            );
+        }
+    }
+
+    #[test]
+    fn an_ephemeral_key_off_the_curve_or_on_another_curve_is_refused() {
+        let recipient = Jwk::generate_curve(Curve::P256).unwrap();
+        let opts = EncryptOptions::new(KeyManagement::EcdhEsA128KW, ContentEncryption::A128Gcm);
+        let t = jwe::encrypt(b"x", &recipient.to_public().unwrap(), &opts).unwrap();
+        let (h, rest) = t.split_once('.').unwrap();
+        let header: Value = serde_json::from_slice(&unb64(h)).unwrap();
+        let p384: Value = serde_json::from_str(
+            &Jwk::generate_curve(Curve::P384)
+                .unwrap()
+                .to_public()
+                .unwrap()
+                .to_json(),
+        )
+        .unwrap();
+        let mut off_curve = header["epk"].clone();
+        off_curve["y"] = json!(b64([0u8; 32]));
+        let x25519: Value = serde_json::from_str(
+            &Jwk::generate_curve(Curve::X25519)
+                .unwrap()
+                .to_public()
+                .unwrap()
+                .to_json(),
+        )
+        .unwrap();
+        for (what, epk) in [
+            ("off the curve", off_curve),
+            ("P-384", p384),
+            ("X25519", x25519),
+        ] {
+            let mut h2 = header.clone();
+            h2["epk"] = epk;
+            let bad = format!("{}.{rest}", b64(h2.to_string()));
+            let err = jwe::decrypt(&bad, &recipient, &Decrypter::new()).unwrap_err();
+            // Refused while reading the header, before any agreement is computed.
+            assert_eq!(err.kind(), ErrorKind::Malformed, "{what}: {err:?}");
+        }
+        let mut private_epk = header.clone();
+        private_epk["epk"] =
+            serde_json::from_str(&Jwk::generate_curve(Curve::P256).unwrap().to_json()).unwrap();
+        let bad = format!("{}.{rest}", b64(private_epk.to_string()));
+        assert_eq!(
+            jwe::decrypt(&bad, &recipient, &Decrypter::new())
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Malformed
+        );
+    }
+
+    #[test]
+    fn a_pinned_content_key_serves_only_its_algorithm() {
+        // A dir key pinned to A256GCM may not be used with A128CBC-HS256, though both
+        // take 32-byte keys.
+        let key = Jwk::from_secret([3u8; 32]).unwrap().with_alg("A256GCM");
+        let ok = EncryptOptions::new(KeyManagement::Dir, ContentEncryption::A256Gcm);
+        let t = jwe::encrypt(b"x", &key, &ok).unwrap();
+        assert!(jwe::decrypt(&t, &key, &Decrypter::new()).is_ok());
+        let cbc = EncryptOptions::new(KeyManagement::Dir, ContentEncryption::A128CbcHs256);
+        let err = jwe::encrypt(b"x", &key, &cbc).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlgorithmNotAllowed);
+        let unpinned = Jwk::from_secret([3u8; 32]).unwrap();
+        let t = jwe::encrypt(b"x", &unpinned, &cbc).unwrap();
+        let err = jwe::decrypt(&t, &key, &Decrypter::new()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlgorithmNotAllowed);
+    }
+
+    #[test]
+    fn a_jwe_key_is_chosen_by_kid_and_kind_never_from_the_token() {
+        // A JWE names its recipient key by kid; a key of the wrong kind under that kid
+        // is never used, and an RSA key never becomes an AES key.
+        let rsa = Jwk::generate_rsa(2048).unwrap().with_kid("k");
+        let aes = Jwk::from_secret([5u8; 16]).unwrap().with_kid("a");
+        let set = tessera_jose::JwkSet::new(vec![rsa.clone(), aes]);
+        let t = gcm_token(
+            &json!({"alg": "dir", "enc": "A128GCM", "kid": "k"}),
+            &[],
+            &[5; 16],
+            b"x",
+        );
+        let err = jwe::decrypt(&t, &set, &Decrypter::new()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KeyNotFound);
+        let err = jwe::decrypt(&t, &rsa, &Decrypter::new()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlgorithmNotAllowed);
+        let t = gcm_token(
+            &json!({"alg": "dir", "enc": "A128GCM", "kid": "a"}),
+            &[],
+            &[5; 16],
+            b"x",
+        );
+        assert!(jwe::decrypt(&t, &set, &Decrypter::new()).is_ok());
+    }
+}

@@ -303,3 +303,89 @@ fn hmac_sha384_as_hs384() {
 fn hmac_sha512_as_hs512() {
     run_hmac_file("wycheproof/hmac_sha512_test.json", Algorithm::HS512, 512);
 }
+
+// ----- JWE --------------------------------------------------------------------------
+
+/// Runs every `jwe` test of a JOSE-level file through `jwe::decrypt` with the group's
+/// private key (or key set). Tokens whose algorithm is deliberately not supported
+/// (`RSA1_5`, refused; `A*GCMKW`, not implemented) must be refused with exactly that
+/// reason, and count as skipped when Wycheproof calls them valid.
+fn run_jwe_file(file: &str, known: &[(u64, &'static str)]) {
+    use tessera_jose::jwe::{self, Decrypter};
+    let Some(doc) = load(file) else { return };
+    let mut tally = Tally::new(file).known(known);
+    for group in doc["testGroups"].as_array().unwrap() {
+        let keys = keys(&group["private"]);
+        for test in group["tests"].as_array().unwrap() {
+            let Some(token) = test["jwe"].as_str() else {
+                continue; // a JWS test in json_web_crypto_test
+            };
+            let keys = match &keys {
+                Ok(k) => k,
+                Err(e) => {
+                    tally.record(test, false, &format!("key refused: {e:?}"));
+                    continue;
+                }
+            };
+            let decrypt = |d: &Decrypter| match keys {
+                Keys::One(k) => jwe::decrypt(token, k, d),
+                Keys::Set(set) => jwe::decrypt(token, set, d),
+            };
+            let header = tessera_jose::dangerous::insecure_decode(token)
+                .ok()
+                .map(|(h, _)| h);
+            let alg = header
+                .as_ref()
+                .and_then(|h| h["alg"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let mut r = decrypt(&Decrypter::new());
+            if header.is_some_and(|h| h.get("zip").is_some()) {
+                // Compression is refused unless enabled: check that, then enable it.
+                let err = r.expect_err("zip accepted by default");
+                assert_eq!(
+                    err.kind(),
+                    ErrorKind::UnsupportedHeader,
+                    "tcId {}",
+                    test["tcId"]
+                );
+                r = decrypt(&Decrypter::new().allow_zip(64 * 1024));
+            }
+            let unsupported = match alg.as_str() {
+                "RSA1_5" => Some(ErrorKind::AlgorithmNotAllowed),
+                "A128GCMKW" | "A192GCMKW" | "A256GCMKW" => Some(ErrorKind::UnsupportedAlgorithm),
+                _ => None,
+            };
+            if let Some(kind) = unsupported {
+                let err = r.as_ref().expect_err("an unsupported algorithm decrypted");
+                assert_eq!(err.kind(), kind, "tcId {} ({alg})", test["tcId"]);
+                if test["result"] == "valid" {
+                    tally.skip();
+                } else {
+                    tally.record(test, false, &format!("{alg} refused"));
+                }
+                continue;
+            }
+            if let (Ok(d), Some(pt)) = (&r, test["pt"].as_str()) {
+                assert_eq!(
+                    common::to_hex(d.plaintext()),
+                    pt,
+                    "tcId {}: plaintext",
+                    test["tcId"]
+                );
+            }
+            let detail = format!("{:?}", r.as_ref().map(|d| d.header().clone()));
+            tally.record(test, r.is_ok(), &detail);
+        }
+    }
+    tally.finish();
+}
+
+#[test]
+fn json_web_encryption() {
+    run_jwe_file("wycheproof/json_web_encryption_test.json", &[]);
+}
+
+#[test]
+fn json_web_crypto_jwe() {
+    run_jwe_file("wycheproof/json_web_crypto_test.json", &[]);
+}
