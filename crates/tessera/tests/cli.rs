@@ -222,7 +222,15 @@ fn lib_token(key: &Jwk, alg: tessera_jose::Algorithm, claims: &Value) -> String 
 #[test]
 fn generate_every_algorithm_gives_one_private_jwk_with_alg_and_thumbprint_kid() {
     let dir = TempDir::new();
-    let expect: &[(&str, &[&str], &str, Option<&str>, usize)] = &[
+    /// (alg, extra flags, kty, crv, oct length or RSA bits)
+    type Case = (
+        &'static str,
+        &'static [&'static str],
+        &'static str,
+        Option<&'static str>,
+        usize,
+    );
+    let expect: &[Case] = &[
         // (alg, extra flags, kty, crv, oct length or RSA bits)
         ("HS256", &[], "oct", None, 32),
         ("HS384", &[], "oct", None, 48),
@@ -407,6 +415,21 @@ fn key_public_prints_the_public_half_and_refuses_secrets() {
     let out = run(&dir, &["key", "public", &file]);
     out.fails(2, "no public part");
     assert!(!out.stderr.contains(&k));
+
+    // A JWK Set: the public set; a secret inside it refuses the whole set.
+    let a = Jwk::generate_curve(Curve::P256).unwrap().with_kid("a");
+    let b = Jwk::generate_curve(Curve::X25519).unwrap().with_kid("b");
+    let set = tessera_jose::JwkSet::new(vec![a.clone(), b.clone()]);
+    let file = dir.write("set.jwks", set.to_json());
+    let public = run(&dir, &["key", "public", &file]).json();
+    let want = tessera_jose::JwkSet::new(vec![a.to_public().unwrap(), b.to_public().unwrap()]);
+    assert_eq!(
+        public,
+        serde_json::from_str::<Value>(&want.to_json()).unwrap()
+    );
+    let with_secret = tessera_jose::JwkSet::new(vec![a, Jwk::generate_oct(32).unwrap()]);
+    let file = dir.write("secret.jwks", with_secret.to_json());
+    run(&dir, &["key", "public", &file]).fails(2, "no public part");
 
     run(&dir, &["key", "public", "missing.jwk"]).fails(2, "no such file");
     let junk = dir.write("junk", "hello");
@@ -1080,6 +1103,19 @@ fn key_arguments_exactly_one() {
     assert!(help.text().contains("--no-exp"), "{help:?}");
     assert!(help.stderr.is_empty());
     assert_eq!(run(&dir, &["--help"]).code, 0);
+    // The server's commands are in the tree (their behaviour is tested with the server).
+    for cmd in [
+        &["serve"][..],
+        &["user", "add"],
+        &["client", "add"],
+        &["key", "rotate"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let out = run(&dir, &args);
+        assert_eq!(out.code, 0, "{cmd:?}: {out:?}");
+        assert!(out.text().contains("--database"), "{cmd:?}: {out:?}");
+    }
     assert_eq!(run(&dir, &["--version"]).code, 0);
     run(&dir, &["token", "frob"]).fails(2, "frob");
     run(&dir, &["token", "sign", "--key", &key, "--what"]).fails(2, "--what");
