@@ -119,10 +119,18 @@ pub fn user_add(username: &str, roles: Vec<String>, database: Option<String>) ->
         store.close().await;
         match r {
             Ok(u) => {
-                println!(
-                    "{}",
-                    serde_json::json!({"id": u.id, "username": u.username, "roles": u.roles})
-                );
+                #[derive(serde::Serialize)]
+                struct Out<'a> {
+                    id: &'a str,
+                    username: &'a str,
+                    roles: &'a [String],
+                }
+                let out = Out {
+                    id: &u.id,
+                    username: &u.username,
+                    roles: &u.roles,
+                };
+                println!("{}", serde_json::to_string(&out).unwrap_or_default());
                 0
             }
             Err(AuthError::InvalidInput(m)) => usage(&m),

@@ -117,6 +117,7 @@ pub async fn rotate(
     ensure_keys(store, kek, alg, now).await?;
     let next = new_key(kek, alg, KeyState::Next, now)?;
     store.rotate_keys(&next, now + publish_for).await?;
+    tracing::info!(target: "audit", event = "key_rotated", next_kid = %next.kid, "signing keys rotated");
     Ok(())
 }
 

@@ -1391,3 +1391,126 @@ async fn health_metrics_and_openapi() {
         );
     }
 }
+
+#[tokio::test]
+async fn cors_is_off_unless_allowed() {
+    let preflight = |app: &TestApp, origin: &str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/auth/login"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let app = spawn_app().await;
+    let r = preflight(&app, "https://app.example").await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+
+    let app = spawn_app_with(|c| c.cors_allow_origins = vec!["https://app.example".into()]).await;
+    let r = preflight(&app, "https://app.example").await.unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert_eq!(r.headers()["access-control-allow-credentials"], "true");
+    let r = preflight(&app, "https://evil.example").await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn audit_events_are_logged_and_no_secret_ever_is() {
+    let logs = Captured::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .finish();
+    // current_thread runtime: the server's tasks log on this thread.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = spawn_app().await;
+    let mut secrets = vec!["correct horse".to_string(), "wrong horse".to_string()];
+    let t = app.user("ada").await;
+    assert_eq!(
+        app.login("ada", "wrong horse").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r: Value = app
+        .refresh(&s(&t, "refresh_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.clock.advance(60);
+    assert_eq!(
+        app.refresh(&s(&t, "refresh_token")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let t2 = app.tokens("ada").await;
+    assert_eq!(
+        app.post_bearer("/auth/logout", &s(&t2, "access_token"))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let c = app
+        .post(
+            "/auth/login",
+            json!({"username": "ada", "password": "correct horse", "delivery": "cookie"}),
+        )
+        .await;
+    let set = set_cookies(c.headers());
+    let body: Value = c.json().await.unwrap();
+    let sl = app
+        .post(
+            "/session/login",
+            json!({"username": "ada", "password": "correct horse"}),
+        )
+        .await;
+    let sid = cookie_value(&set_cookies(sl.headers()), "tessera_sid");
+    for v in [&t, &r, &t2] {
+        secrets.push(s(v, "access_token"));
+        secrets.push(s(v, "refresh_token"));
+    }
+    secrets.push(cookie_value(&set, "tessera_at"));
+    secrets.push(cookie_value(&set, "tessera_rt"));
+    secrets.push(s(&body, "csrf_token"));
+    secrets.push(sid);
+    let kek =
+        std::fs::read_to_string(format!("{}.key", app.config.sqlite_path().unwrap())).unwrap();
+    secrets.push(kek.trim().to_string());
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    for event in [
+        "login_success",
+        "login_failure",
+        "refresh_reuse",
+        "logout",
+        "session_login",
+        "keys_created",
+    ] {
+        assert!(
+            text.contains(&format!("\"event\":\"{event}\"")),
+            "no audit event {event} in the logs"
+        );
+    }
+    for secret in &secrets {
+        // Tokens are checked whole and by their signature/last part.
+        let tail = &secret[secret.len().saturating_sub(20)..];
+        assert!(!text.contains(tail), "a secret reached the logs");
+    }
+}
