@@ -46,6 +46,27 @@ mod tests {
         assert_eq!(parse("1d"), Ok(86_400));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn a_number_with_a_unit_is_that_many_seconds(n in 0u32.., unit in 0usize..5) {
+            let (suffix, factor) = [("", 1), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)][unit];
+            proptest::prop_assert_eq!(parse(&format!("{n}{suffix}")), Ok(u64::from(n) * factor));
+        }
+
+        #[test]
+        fn anything_else_is_refused_without_panicking(text in "\\PC{0,12}") {
+            let well_formed = text
+                .strip_suffix(['s', 'm', 'h', 'd'])
+                .unwrap_or(&text)
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                && text.bytes().next().is_some_and(|b| b.is_ascii_digit());
+            if !well_formed {
+                proptest::prop_assert!(parse(&text).is_err());
+            }
+        }
+    }
+
     #[test]
     fn refusals() {
         for bad in [
