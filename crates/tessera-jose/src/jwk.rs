@@ -1064,6 +1064,12 @@ impl RsaKey {
         if n[n.len() - 1] & 1 == 0 {
             return Err(Error::invalid_key("the RSA modulus is even"));
         }
+        if roca_fingerprint(&n) {
+            return Err(Error::invalid_key(
+                "the RSA modulus has the ROCA fingerprint (CVE-2017-15361): \
+                 its private key can be computed from it; replace the key",
+            ));
+        }
         let components = rsa::PublicKeyComponents {
             n: &n[..],
             e: &e[..],
@@ -1271,6 +1277,41 @@ fn strip_zeros(mut v: Vec<u8>) -> Vec<u8> {
     let zeros = v.iter().take_while(|b| **b == 0).count();
     v.drain(..zeros);
     v
+}
+
+/// Whether `n` has the fingerprint of the Infineon RSALib moduli of CVE-2017-15361
+/// (ROCA). Their primes are `k·M + (65537^a mod M)` where `M` is the product of the
+/// first 126 primes (2 to 701) for every key of 1984 to 3936 bits and of more primes
+/// above, so for each odd prime `p` up to 701, `n mod p` lies in the subgroup generated
+/// by 65537 mod `p`. Other moduli do so by chance with probability about 2^-170.
+/// Valid for moduli of at least 1984 bits, which [`MIN_RSA_BITS`] guarantees.
+/// Arithmetic on public data only: no secret is involved.
+fn roca_fingerprint(n: &[u8]) -> bool {
+    const _: () = assert!(MIN_RSA_BITS >= 1984);
+    (3u32..=701)
+        .step_by(2)
+        .filter(|p| {
+            (3..*p)
+                .step_by(2)
+                .take_while(|d| d * d <= *p)
+                .all(|d| p % d != 0)
+        })
+        .all(|p| {
+            let residue = n
+                .iter()
+                .fold(0u32, |acc, b| (acc * 256 + u32::from(*b)) % p);
+            let generator = 65_537 % p;
+            let mut x = 1;
+            loop {
+                if x == residue {
+                    return true;
+                }
+                x = x * generator % p;
+                if x == 1 {
+                    return false;
+                }
+            }
+        })
 }
 
 fn bit_len(v: &[u8]) -> usize {
