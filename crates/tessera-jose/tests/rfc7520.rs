@@ -555,3 +555,54 @@ fn nested_jwt_decrypts_then_verifies() {
         "{err:?}"
     );
 }
+
+#[test]
+fn rfc7518_appendix_c_ecdh_es_with_apu_and_apv() {
+    use aws_lc_rs::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    use tessera_jose::jwe::{self, Decrypter};
+    // RFC 7518 Appendix C: Alice's ephemeral key, Bob's key, apu "Alice", apv "Bob";
+    // the Concat KDF gives the A128GCM key VqqN6vgjbSBcIijNcacQGg. A JWE made with that
+    // key must open with Bob's key, and only if apu and apv are taken into account.
+    let bob = jwk(&json!({
+        "kty": "EC", "crv": "P-256",
+        "x": "weNJy2HscCSM6AEDTDg04biOvhFhyyWvOHQfeF_PxMQ",
+        "y": "e8lnCO-AlStT-NJVX-crhB7QRYhiix03illJOVAOyck",
+        "d": "VEmDZpDXXK8p8N0Cndsxs924q6nS1RXFASRl6BfUqdw"
+    }))
+    .unwrap();
+    let epk = json!({
+        "kty": "EC", "crv": "P-256",
+        "x": "gI0GAILBdu7T53akrFmMyGcsF3n5dO7MmwNBHKW5SV0",
+        "y": "SLW_xSffzlPWrHEVI30DHM_4egVwt3NQqeUD7nMFpps"
+    });
+    let cek = unb64("VqqN6vgjbSBcIijNcacQGg");
+    let seal = |header: &Value| {
+        let h = b64(header.to_string());
+        let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &cek).unwrap());
+        let mut buf = b"Alice to Bob".to_vec();
+        let iv = [1u8; 12];
+        let tag = key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(iv),
+                Aad::from(h.as_bytes()),
+                &mut buf,
+            )
+            .unwrap();
+        format!("{h}..{}.{}.{}", b64(iv), b64(&buf), b64(tag.as_ref()))
+    };
+    let header =
+        json!({"alg": "ECDH-ES", "enc": "A128GCM", "apu": "QWxpY2U", "apv": "Qm9i", "epk": epk});
+    let opened = jwe::decrypt(&seal(&header), &bob, &Decrypter::new()).unwrap();
+    assert_eq!(opened.plaintext(), b"Alice to Bob");
+    for drop in ["apu", "apv"] {
+        let mut h = header.clone();
+        h.as_object_mut().unwrap().remove(drop);
+        let err = jwe::decrypt(&seal(&h), &bob, &Decrypter::new()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DecryptionFailed, "without {drop}");
+    }
+    // apu in non-canonical base64url is malformed, not silently reinterpreted.
+    let mut h = header.clone();
+    h["apu"] = json!("QWxpY2U=");
+    let err = jwe::decrypt(&seal(&h), &bob, &Decrypter::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Malformed);
+}
