@@ -1609,7 +1609,10 @@ mod tests {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Jwk>();
         assert_send_sync::<JwkSet>();
-        let k = Jwk::generate_oct(32).unwrap().with_use("bogus").with_alg("x");
+        let k = Jwk::generate_oct(32)
+            .unwrap()
+            .with_use("bogus")
+            .with_alg("x");
         let c = k.clone();
         assert_eq!(c.key_use(), Some("bogus"));
         assert!(c.check_use(KeyOp::Verify, "HS256").is_err());
