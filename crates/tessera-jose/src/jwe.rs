@@ -894,6 +894,27 @@ pub mod primitives {
         }
         super::content_decrypt(enc, cek, iv, aad, ciphertext, tag).map(|p| p.to_vec())
     }
+
+    /// Encrypts one JWE body under `enc` with a given CEK and IV, as `encrypt` does
+    /// with random ones: `(ciphertext, tag)`.
+    pub fn content_encrypt(
+        enc: ContentEncryption,
+        cek: &[u8],
+        iv: &[u8],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        if cek.len() != enc.key_len() || iv.len() != enc.iv_len() {
+            return Err(Error::crypto("wrong CEK or IV length"));
+        }
+        super::content_encrypt(enc, cek, iv, aad, plaintext)
+    }
+
+    /// Wraps `cek` with the `oct` key `kek` (`A128KW`, `A192KW`, `A256KW`), as
+    /// `encrypt` does.
+    pub fn wrap_key(kek: &Jwk, cek: &[u8]) -> Result<Vec<u8>> {
+        aes_kw_wrap(oct(kek)?, cek)
+    }
 }
 
 #[cfg(test)]
