@@ -5,7 +5,7 @@ mod common;
 
 use serde_json::{Value, json};
 use tessera_jose::jws::{self, Header, Policy};
-use tessera_jose::{Algorithm, ErrorKind, Jwk, JwkSet};
+use tessera_jose::{Algorithm, ContentEncryption, ErrorKind, Jwk, JwkSet};
 
 use common::{b64, jwk, load, load_dir, s, unb64};
 
@@ -605,4 +605,64 @@ fn rfc7518_appendix_c_ecdh_es_with_apu_and_apv() {
     h["apu"] = json!("QWxpY2U=");
     let err = jwe::decrypt(&seal(&h), &bob, &Decrypter::new()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Malformed);
+}
+
+#[test]
+fn jwe_content_encryption_and_key_wrap_match_the_cookbook_byte_for_byte() {
+    // With the cookbook's generated CEK and IV injected, the library's content
+    // encryption gives exactly the published ciphertext and tag (RFC 7516 §5.1 step 14
+    // for the AAD), and its AES key wrap exactly the published encrypted key.
+    use tessera_jose::jwe::primitives;
+    let Some(mut files) = load_dir("rfc7520/jwe") else {
+        return;
+    };
+    if let Some(nested) = load("rfc7520/6.nesting_signatures_and_encryption.json") {
+        files.push(("6.nesting".into(), nested["encrypt"].clone()));
+    }
+    let (mut encrypted, mut wrapped) = (0, 0);
+    for (name, file) in &files {
+        let content = &file["encrypting_content"];
+        let protected_b64 = content["protected_b64u"].as_str().unwrap_or("");
+        let header: Value = if protected_b64.is_empty() {
+            content["unprotected"].clone()
+        } else {
+            serde_json::from_slice(&unb64(protected_b64)).unwrap()
+        };
+        let enc: ContentEncryption = s(&header, "enc").parse().unwrap();
+        let generated = &file["generated"];
+        let cek = match (
+            generated["cek"].as_str(),
+            file["encrypting_key"]["cek"].as_str(),
+        ) {
+            (Some(c), _) | (None, Some(c)) => unb64(c),
+            // 5.6: dir, the key is the CEK.
+            (None, None) => unb64(s(&file["input"]["key"], "k")),
+        };
+        let iv = unb64(s(generated, "iv"));
+        let aad = match generated["aad_b64u"].as_str() {
+            Some(extra) => format!("{protected_b64}.{extra}"),
+            None => protected_b64.to_owned(),
+        };
+        let plaintext = match generated["plaintext_c"].as_str() {
+            Some(compressed) => unb64(compressed), // 5.9: compressed before encryption
+            None => s(&file["input"], "plaintext").as_bytes().to_vec(),
+        };
+        let (ct, tag) = primitives::content_encrypt(enc, &cek, &iv, aad.as_bytes(), &plaintext)
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(b64(&ct), s(content, "ciphertext"), "{name}: ciphertext");
+        assert_eq!(b64(&tag), s(content, "tag"), "{name}: tag");
+        encrypted += 1;
+        if file["input"]["alg"] == "A128KW" {
+            let kek = jwk(&file["input"]["key"]).unwrap();
+            let w = primitives::wrap_key(&kek, &cek).unwrap();
+            assert_eq!(
+                b64(&w),
+                s(&file["encrypting_key"], "encrypted_key"),
+                "{name}: wrapped CEK"
+            );
+            wrapped += 1;
+        }
+    }
+    // Every RFC 7520 JWE (5.1-5.13) and the nested JWT; 5.8-5.12 use A128KW.
+    assert_eq!((encrypted, wrapped), (14, 5));
 }
