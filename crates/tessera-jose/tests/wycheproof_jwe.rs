@@ -49,6 +49,16 @@ fn aes_gcm_as_a128gcm_a192gcm_a256gcm() {
             let [key, iv, aad, ct, tag, msg] =
                 ["key", "iv", "aad", "ct", "tag", "msg"].map(|m| hex(s(t, m)));
             let r = primitives::content_decrypt(enc, &key, &iv, &aad, &ct, &tag);
+            if t["result"] == "valid" {
+                // And the encryption direction gives exactly the vector's output.
+                let out = primitives::content_encrypt(enc, &key, &iv, &aad, &msg).unwrap();
+                assert_eq!(
+                    out,
+                    (ct.clone(), tag.clone()),
+                    "tcId {}: encryption",
+                    t["tcId"]
+                );
+            }
             check_decryption(&mut tally, t, r, &msg);
         }
     }
@@ -98,6 +108,15 @@ fn aes_cbc_pkcs5_inside_a128cbc_hs256_a192cbc_hs384_a256cbc_hs512() {
             let tag = mac.sign().as_ref()[..key.len()].to_vec();
             let cek = [mac_key.clone(), key].concat();
             let r = primitives::content_decrypt(enc, &cek, &iv, aad, &ct, &tag);
+            if t["result"] == "valid" {
+                let out = primitives::content_encrypt(enc, &cek, &iv, aad, &msg).unwrap();
+                assert_eq!(
+                    out,
+                    (ct.clone(), tag.clone()),
+                    "tcId {}: encryption",
+                    t["tcId"]
+                );
+            }
             // A wrong tag on the same input fails the same way, before any decryption.
             let mut bad = tag.clone();
             bad[0] ^= 1;
@@ -125,6 +144,10 @@ fn aes_key_wrap_as_a128kw_a192kw_a256kw() {
             let [key, ct, msg] = ["key", "ct", "msg"].map(|m| hex(s(t, m)));
             let kek = Jwk::from_secret(&key).unwrap();
             let r = primitives::unwrap_key(&kek, alg, ContentEncryption::A128Gcm, None, &ct);
+            if t["result"] == "valid" {
+                let w = primitives::wrap_key(&kek, &msg).unwrap();
+                assert_eq!(w, ct, "tcId {}: wrapping", t["tcId"]);
+            }
             check_decryption(&mut tally, t, r, &msg);
         }
     }
