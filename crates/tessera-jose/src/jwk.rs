@@ -623,8 +623,21 @@ impl Jwk {
             },
             Material::X25519(k) => match &k.d {
                 Some(d) => {
-                    let private = agreement::PrivateKey::from_private_key(&agreement::X25519, d)?;
-                    AsDer::<Pkcs8V1Der>::as_der(&private)?.as_ref().to_vec()
+                    // aws-lc-rs does not write X25519 keys as PKCS#8, so write RFC 8410's
+                    // form ourselves: the 32-byte key as an OCTET STRING in privateKey.
+                    // (Found by fuzz/fuzz_targets/jwk.rs: every export used to fail.)
+                    let enc =
+                        |e: pkcs8::der::Error| Error::crypto(format!("DER encoding failed: {e}"));
+                    let inner =
+                        Zeroizing::new(OctetStringRef::new(d).map_err(enc)?.to_der().map_err(enc)?);
+                    let info = pkcs8::PrivateKeyInfo::new(
+                        pkcs8::AlgorithmIdentifierRef {
+                            oid: OID_X25519,
+                            parameters: None,
+                        },
+                        &inner,
+                    );
+                    info.to_der().map_err(enc)?
                 }
                 None => return Err(no_private()),
             },
