@@ -299,3 +299,58 @@ fn every_position_of_every_jwe_is_checked_with_a_neighbouring_character() {
         }
     }
 }
+
+/// Token-shaped garbage: base64url runs (sometimes of valid JSON) joined by dots.
+fn token_like() -> impl Strategy<Value = String> {
+    let part = prop_oneof![
+        "[A-Za-z0-9_-]{0,40}",
+        claim_value().prop_map(|v| tessera_jose_b64(v.to_string().as_bytes())),
+        Just(tessera_jose_b64(br#"{"alg":"HS256"}"#)),
+        Just(tessera_jose_b64(
+            br#"{"alg":"ECDH-ES","enc":"A128GCM","epk":{"kty":"EC"}}"#
+        )),
+        Just(tessera_jose_b64(
+            br#"{"alg":"dir","enc":"A128GCM","zip":"DEF"}"#
+        )),
+        "\\PC{0,10}",
+    ];
+    proptest::collection::vec(part, 1..7).prop_map(|parts| parts.join("."))
+}
+
+fn tessera_jose_b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn garbage_tokens_are_refused_without_panicking(token in token_like()) {
+        let k = keys();
+        prop_assert!(jws::verify(&token, &k.oct, &Policy::new()).is_err());
+        prop_assert!(jws::verify(&token, &k.p256, &Policy::new()).is_err());
+        prop_assert!(jwt::decode::<Claims>(&token, &k.ed, &Validation::new()).is_err());
+        prop_assert!(jwe::decrypt(&token, &k.p256, &Decrypter::new().allow_zip(1024)).is_err());
+        prop_assert!(jwe::decrypt(&token, &k.x25519, &Decrypter::new()).is_err());
+        let _ = tessera_jose::dangerous::insecure_decode(&token);
+    }
+
+    #[test]
+    fn garbage_keys_are_refused_or_parsed_without_panicking(v in claim_value(), kty in prop_oneof![
+        Just("oct"), Just("RSA"), Just("EC"), Just("OKP"), Just("x"),
+    ]) {
+        let mut doc = match v {
+            Value::Object(m) => m,
+            other => [("x".to_owned(), other)].into_iter().collect(),
+        };
+        doc.insert("kty".into(), kty.into());
+        let text = Value::Object(doc.clone()).to_string();
+        if let Ok(key) = Jwk::from_json(&text) {
+            // Whatever parses re-serializes and re-parses to the same key.
+            prop_assert_eq!(Jwk::from_json(key.to_json()).unwrap().thumbprint(), key.thumbprint());
+        }
+        let set = format!(r#"{{"keys":[{text},{text}]}}"#);
+        let _ = tessera_jose::JwkSet::from_json(&set);
+    }
+}

@@ -140,6 +140,21 @@ fn run_signature_file(file: &str, jwk_member: &str, alg: Algorithm) {
             Some(j) => jwk(j),
             None => Jwk::from_spki_der(&hex(s(group, "publicKeyDer"))),
         };
+        // The same key through the SPKI DER and PEM importers is the same key.
+        if let (Ok(k), Some(der), Some(pem)) = (
+            &key,
+            group["publicKeyDer"].as_str(),
+            group["publicKeyPem"].as_str(),
+        ) {
+            let from_der = Jwk::from_spki_der(&hex(der)).unwrap();
+            assert_eq!(from_der.thumbprint(), k.thumbprint(), "{file}: SPKI import");
+            assert_eq!(
+                Jwk::from_pem(pem).unwrap().thumbprint(),
+                k.thumbprint(),
+                "{file}: PEM"
+            );
+            assert_eq!(k.to_spki_der().unwrap(), hex(der), "{file}: SPKI export");
+        }
         for test in group["tests"].as_array().unwrap() {
             let (msg, sig) = (hex(s(test, "msg")), hex(s(test, "sig")));
             match &key {
