@@ -22,7 +22,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::signature::{KeyPair, ParsedPublicKey};
 use aws_lc_rs::{hmac, rand, signature};
-use criterion::{Criterion, criterion_group, criterion_main};
+use cpu_time::ThreadTime;
+use criterion::Criterion;
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use jwt_simple::prelude::{
     ECDSAP256KeyPairLike, ECDSAP256PublicKeyLike, EdDSAKeyPairLike, EdDSAPublicKeyLike, MACLike,
     RSAKeyPairLike, RSAPublicKeyLike,
@@ -347,7 +349,7 @@ fn split(token: &str) -> (&str, Vec<u8>) {
     (&token[..dot], sig)
 }
 
-fn bench(cr: &mut Criterion) {
+fn bench<M: Measurement>(cr: &mut Criterion<M>) {
     let rng = rand::SystemRandom::new();
     let cases = [
         case("HS256", Algorithm::HS256),
@@ -411,19 +413,56 @@ fn bench(cr: &mut Criterion) {
     }
 }
 
-fn config() -> Criterion {
+/// Thread CPU time: unlike wall time, it does not count the time this thread waits
+/// while other processes run, so figures stay comparable on a busy shared machine.
+/// For single-threaded code that never blocks it equals wall time on an idle one.
+struct CpuTime;
+
+impl Measurement for CpuTime {
+    type Intermediate = ThreadTime;
+    type Value = Duration;
+
+    fn start(&self) -> ThreadTime {
+        ThreadTime::now()
+    }
+    fn end(&self, i: ThreadTime) -> Duration {
+        i.elapsed()
+    }
+    fn add(&self, v1: &Duration, v2: &Duration) -> Duration {
+        *v1 + *v2
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, val: &Duration) -> f64 {
+        val.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        static WALL: WallTime = WallTime;
+        WALL.formatter()
+    }
+}
+
+fn config<M: Measurement>(m: M) -> Criterion<M> {
     // Short by default so that the whole run takes a few minutes on two cores;
     // command-line flags (--measurement-time, --sample-size, ...) still override.
     Criterion::default()
+        .with_measurement(m)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(50)
         .configure_from_args()
 }
 
-criterion_group! {
-    name = benches;
-    config = config();
-    targets = bench
+fn main() {
+    // TESSERA_BENCH_CLOCK=wall measures wall time instead of thread CPU time.
+    if std::env::var("TESSERA_BENCH_CLOCK").as_deref() == Ok("wall") {
+        let mut c = config(WallTime);
+        bench(&mut c);
+        c.final_summary();
+    } else {
+        let mut c = config(CpuTime);
+        bench(&mut c);
+        c.final_summary();
+    }
 }
-criterion_main!(benches);
