@@ -36,6 +36,7 @@ async fn spawn_app() -> TestApp {
 }
 
 async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
+    captured_logs();
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(&dir);
     tune(&mut config);
@@ -1430,18 +1431,27 @@ impl std::io::Write for Captured {
     }
 }
 
+/// Every test's log lines, captured by one global subscriber (TRACE, JSON) that
+/// spawn_app installs, so that the log test sees events from every task and thread.
+fn captured_logs() -> &'static Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let sink = logs.clone();
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "trace,hyper=info,h2=info,reqwest=info",
+            ))
+            .with_writer(move || sink.clone())
+            .try_init();
+        logs
+    })
+}
+
 #[tokio::test]
 async fn audit_events_are_logged_and_no_secret_ever_is() {
-    let logs = Captured::default();
-    let sink = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || sink.clone())
-        .finish();
-    // current_thread runtime: the server's tasks log on this thread.
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let logs = captured_logs();
     let app = spawn_app().await;
     let mut secrets = vec!["correct horse".to_string(), "wrong horse".to_string()];
     let t = app.user("ada").await;

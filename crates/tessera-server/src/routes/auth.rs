@@ -18,8 +18,10 @@ use crate::http::{
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// 1 to 64 characters after normalization (NFKC, lower case).
+    #[schema(min_length = 1, max_length = 64)]
     pub username: String,
     /// 8 to 1,024 bytes.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
 }
 
@@ -263,14 +265,25 @@ pub async fn logout_all(
 /// The caller.
 #[utoipa::path(get, path = "/auth/me", security(("bearer" = [])),
     responses((status = 200, body = MeResponse), (status = 401, body = crate::routes::ErrorBody)))]
-pub async fn me(auth: Authenticated) -> Json<MeResponse> {
-    let c = auth.claims;
-    Json(MeResponse {
-        sub: c.sub.clone(),
-        username: c.username.clone(),
-        roles: c.roles.clone(),
-        sid: c.sid.clone(),
-    })
+pub async fn me(auth: Authenticated) -> Json<MeView> {
+    Json(MeView(auth.claims))
+}
+
+/// [`MeResponse`], serialized straight from the verified claims (no copies).
+#[derive(Debug)]
+pub struct MeView(std::sync::Arc<crate::tokens::AccessClaims>);
+
+impl Serialize for MeView {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let c = &self.0;
+        let mut st = s.serialize_struct("MeResponse", 4)?;
+        st.serialize_field("sub", &c.sub)?;
+        st.serialize_field("username", &c.username)?;
+        st.serialize_field("roles", &c.roles)?;
+        st.serialize_field("sid", &c.sid)?;
+        st.end()
+    }
 }
 
 /// The caller's sessions.

@@ -298,21 +298,47 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         // The conditional UPDATE is the arbiter: of any number of concurrent refreshes
         // of one token, exactly one finds used_at NULL and wins.
-        let won = sqlx::query(&format!(
+        let won: Option<String> = sqlx::query_scalar(&format!(
             "UPDATE refresh_tokens SET used_at = ?, successor_sealed = ? \
              WHERE hash = ? AND used_at IS NULL AND family_id IN \
-             (SELECT f.id FROM refresh_families f WHERE {LIVE})"
+             (SELECT f.id FROM refresh_families f WHERE {LIVE}) RETURNING family_id"
         ))
         .bind(now)
         .bind(&req.successor_sealed)
         .bind(&req.presented)
         .bind(now - req.policy.idle)
         .bind(now - req.policy.absolute)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(backend)?
-        .rows_affected()
-            == 1;
+        .map_err(backend)?;
+        if let Some(family_id) = won {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (hash, family_id, created_at) VALUES (?, ?, ?)",
+            )
+            .bind(&req.successor.hash)
+            .bind(&family_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            let f = sqlx::query(&format!(
+                "UPDATE refresh_families SET last_used_at = ? WHERE id = ? RETURNING {FAMILY_COLS}"
+            ))
+            .bind(now)
+            .bind(&family_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+            let family = family_from(&f)?;
+            tx.commit().await.map_err(backend)?;
+            // The user is read outside the write transaction, on a reader, so the single
+            // writer does only what must be atomic.
+            let user = self
+                .user_by_id(&family.user_id)
+                .await?
+                .ok_or_else(|| backend("a family without its user"))?;
+            return Ok(Rotation::Rotated { family, user });
+        }
         let row = sqlx::query(
             "SELECT t.family_id, t.used_at, t.successor_sealed, f.user_id, f.revoked_at, f.last_used_at, f.created_at \
              FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ?",
@@ -325,26 +351,6 @@ impl Store for SqliteStore {
             return Ok(Rotation::Unknown);
         };
         let family_id: String = row.try_get("family_id").map_err(backend)?;
-        if won {
-            sqlx::query(
-                "INSERT INTO refresh_tokens (hash, family_id, created_at) VALUES (?, ?, ?)",
-            )
-            .bind(&req.successor.hash)
-            .bind(&family_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-            sqlx::query("UPDATE refresh_families SET last_used_at = ? WHERE id = ?")
-                .bind(now)
-                .bind(&family_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            let (family, user) = family_and_user(&mut tx, &family_id).await?;
-            tx.commit().await.map_err(backend)?;
-            return Ok(Rotation::Rotated { family, user });
-        }
         let revoked: Option<i64> = row.try_get("revoked_at").map_err(backend)?;
         let last_used: i64 = row.try_get("last_used_at").map_err(backend)?;
         let created: i64 = row.try_get("created_at").map_err(backend)?;
