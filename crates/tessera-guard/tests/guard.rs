@@ -535,6 +535,76 @@ async fn static_keys_can_be_replaced_at_rotation() {
     assert!(guard.verify(&sign(&k1, &claims())).await.is_ok());
 }
 
+#[tokio::test]
+async fn the_algorithm_belongs_to_the_key_never_to_the_token() {
+    // The signer may use any RSA algorithm; the verifier's JWK pins RS256.
+    let rsa = Jwk::generate_rsa(2048).unwrap().with_kid("rsa");
+    let public = rsa.to_public().unwrap().with_alg("RS256");
+    let guard = Guard::builder(public.clone())
+        .validation(access_token_validation(ISS, AUD))
+        .with_clock(TestClock::new().hook())
+        .build();
+    // `Router::layer` (not only `route_layer`) accepts the guard.
+    let addr = spawn(Router::new().route("/me", get(me)).layer(guard.layer())).await;
+    let rs256 = jwt::encode(
+        &Header::new(Algorithm::RS256)
+            .with_kid("rsa")
+            .with_typ("at+jwt"),
+        &claims(),
+        &rsa,
+    )
+    .unwrap();
+    assert_eq!(call(addr, "/me", &rs256).await.status, StatusCode::OK);
+    // Same key, same family, but the JWK pins RS256: PS256 is refused.
+    let ps256 = jwt::encode(
+        &Header::new(Algorithm::PS256)
+            .with_kid("rsa")
+            .with_typ("at+jwt"),
+        &claims(),
+        &rsa,
+    )
+    .unwrap();
+    let e = guard.verify(&ps256).await.unwrap_err();
+    assert!(refused_for_its_algorithm(&e), "{e:?}");
+    assert_eq!(
+        call(addr, "/me", &ps256).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // The classic confusion: HS256 "signed" with the public key's bytes as the secret.
+    let confused = Jwk::from_secret(public.to_spki_der().unwrap()).unwrap();
+    let hs = jwt::encode(
+        &Header::new(Algorithm::HS256)
+            .with_kid("rsa")
+            .with_typ("at+jwt"),
+        &claims(),
+        &confused,
+    )
+    .unwrap();
+    let e = guard.verify(&hs).await.unwrap_err();
+    assert!(refused_for_its_algorithm(&e), "{e:?}");
+    let a = call(addr, "/me", &hs).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.body["error"], "invalid_token");
+    // A validation that narrows the algorithms narrows them further.
+    let narrow = Guard::builder(public)
+        .validation(access_token_validation(ISS, AUD).algorithms(&[Algorithm::PS256]))
+        .with_clock(TestClock::new().hook())
+        .build();
+    let e = narrow.verify(&rs256).await.unwrap_err();
+    assert_eq!(e.jose_kind(), Some(ErrorKind::AlgorithmNotAllowed));
+}
+
+/// Refused because no key may verify the token's algorithm (tessera-jose reports a
+/// key set without a fitting key as KeyNotFound, a refused pairing as
+/// AlgorithmNotAllowed): never a signature check with the wrong primitive.
+fn refused_for_its_algorithm(e: &tessera_guard::GuardError) -> bool {
+    e.kind() == RejectionKind::InvalidToken
+        && matches!(
+            e.jose_kind(),
+            Some(ErrorKind::KeyNotFound | ErrorKind::AlgorithmNotAllowed)
+        )
+}
+
 // ----- JWKS URL -----------------------------------------------------------------------
 
 /// A tiny identity provider: serves `jwks` (or 500 while `broken`), counting requests.
