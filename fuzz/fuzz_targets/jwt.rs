@@ -95,7 +95,22 @@ fuzz_target!(|data: &[u8]| {
             );
             token.push('.');
             token.push_str(&B64.encode(mac.as_ref()));
-            if let Ok(data) = jwt::decode::<Claims>(&token, &keys.public, &validation()) {
+            let decoded = jwt::decode::<Claims>(&token, &keys.public, &validation());
+            // decode reads the registered claims without a second full parse; it must
+            // agree with validate_payload, which checks then parses the whole payload.
+            let header = Header::new(Algorithm::HS256);
+            if let (Ok(_), Err(reference)) = (
+                jws::verify(&token, &keys.public, &Policy::new()),
+                validation().validate_payload(&header, payload, NOW),
+            ) {
+                let kind = decoded.as_ref().map(|_| ()).map_err(|e| e.kind());
+                assert_eq!(
+                    kind,
+                    Err(reference.kind()),
+                    "decode and validate_payload disagree"
+                );
+            }
+            if let Ok(data) = decoded {
                 let c = &data.claims;
                 assert!(
                     c.exp.is_some_and(|e| NOW - 30 < e.0),

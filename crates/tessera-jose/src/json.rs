@@ -27,16 +27,48 @@ pub(crate) fn check(bytes: &[u8], max_depth: usize) -> Result<()> {
         bytes,
         pos: 0,
         max_depth,
+        strict: false,
+        names: &[],
+        found: [None; MAX_NAMES],
     };
-    s.skip_ws();
-    s.value(0)?;
-    s.skip_ws();
-    if s.pos != bytes.len() {
-        return Err(Error::malformed(
-            "trailing characters after the JSON document",
-        ));
+    s.document()
+}
+
+/// Most names [`check_members`] can look for.
+pub(crate) const MAX_NAMES: usize = 8;
+
+/// [`check`], which here also holds numbers, literals and strings to JSON's exact
+/// grammar (so that a full serde_json pass over `bytes` cannot fail on syntax), and
+/// for a document that is an object, the text of its top-level members named in
+/// `names` (compared after unescaping), by index in `names`. `None`: not an object.
+///
+/// This lets a caller read a few members without parsing the whole document again.
+pub(crate) fn check_members<'a>(
+    bytes: &'a [u8],
+    max_depth: usize,
+    names: &[&str],
+) -> Result<Option<[Option<&'a [u8]>; MAX_NAMES]>> {
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(Error::malformed("JSON string is not UTF-8"));
     }
-    Ok(())
+    let mut s = Scanner {
+        bytes,
+        pos: 0,
+        max_depth,
+        strict: true,
+        names: &names[..names.len().min(MAX_NAMES)],
+        found: [None; MAX_NAMES],
+    };
+    s.document()?;
+    let first = bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first != Some(&b'{') {
+        return Ok(None);
+    }
+    Ok(Some(
+        s.found.map(|f| f.map(|(start, end)| &bytes[start..end])),
+    ))
 }
 
 /// Parses a JSON object after [`check`]ing it.
@@ -62,9 +94,26 @@ struct Scanner<'a> {
     bytes: &'a [u8],
     pos: usize,
     max_depth: usize,
+    /// Check numbers, literals and control characters too (see [`check_members`]).
+    strict: bool,
+    /// Top-level member names whose value spans go in `found`.
+    names: &'a [&'a str],
+    found: [Option<(usize, usize)>; MAX_NAMES],
 }
 
 impl<'a> Scanner<'a> {
+    fn document(&mut self) -> Result<()> {
+        self.skip_ws();
+        self.value(0)?;
+        self.skip_ws();
+        if self.pos != self.bytes.len() {
+            return Err(Error::malformed(
+                "trailing characters after the JSON document",
+            ));
+        }
+        Ok(())
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -90,10 +139,19 @@ impl<'a> Scanner<'a> {
             Some(b'[') => self.array(depth + 1),
             Some(b'"') => self.string().map(|_| ()),
             Some(b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
-                // Numbers and literals: serde_json checks their exact grammar later.
+                // Numbers and literals: serde_json checks their exact grammar later,
+                // unless strict.
+                let start = self.pos;
                 while let Some(b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'E') = self.peek()
                 {
                     self.pos += 1;
+                }
+                let token = &self.bytes[start..self.pos];
+                if self.strict
+                    && !matches!(token, b"true" | b"false" | b"null")
+                    && !is_number(token)
+                {
+                    return Err(Error::malformed("invalid JSON number or literal"));
                 }
                 Ok(())
             }
@@ -130,6 +188,10 @@ impl<'a> Scanner<'a> {
         loop {
             self.skip_ws();
             let key = self.string()?;
+            let wanted = match depth {
+                1 => self.names.iter().position(|n| n.as_bytes() == &key[..]),
+                _ => None,
+            };
             let duplicate = match &mut set {
                 Some(set) => !set.insert(key.clone()),
                 None if count < INLINE_NAMES => {
@@ -162,7 +224,11 @@ impl<'a> Scanner<'a> {
             self.skip_ws();
             self.expect(b':')?;
             self.skip_ws();
+            let start = self.pos;
             self.value(depth)?;
+            if let Some(i) = wanted {
+                self.found[i] = Some((start, self.pos));
+            }
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -206,8 +272,15 @@ impl<'a> Scanner<'a> {
         loop {
             // Jump to the next quote or backslash rather than stepping byte by byte.
             let rest = self.bytes.get(self.pos..).unwrap_or_default();
-            match rest.iter().position(|&b| b == b'"' || b == b'\\') {
+            let strict = self.strict;
+            match rest
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || (strict && b < 0x20))
+            {
                 None => return Err(Error::malformed("unterminated JSON string")),
+                Some(i) if rest[i] < 0x20 => {
+                    return Err(Error::malformed("control character in a JSON string"));
+                }
                 Some(i) if rest[i] == b'"' => {
                     self.pos += i;
                     break;
@@ -231,6 +304,44 @@ impl<'a> Scanner<'a> {
             Ok(Cow::Borrowed(raw))
         }
     }
+}
+
+/// JSON's number grammar (RFC 8259 §6): `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+fn is_number(t: &[u8]) -> bool {
+    fn digits(t: &[u8], i: &mut usize) -> usize {
+        let start = *i;
+        while t.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    }
+    let mut i = 0;
+    if t.first() == Some(&b'-') {
+        i += 1;
+    }
+    match t.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(t, &mut i);
+        }
+        _ => return false,
+    }
+    if t.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(t, &mut i) == 0 {
+            return false;
+        }
+    }
+    if let Some(b'e' | b'E') = t.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = t.get(i) {
+            i += 1;
+        }
+        if digits(t, &mut i) == 0 {
+            return false;
+        }
+    }
+    i == t.len()
 }
 
 fn truncate(s: &str) -> &str {

@@ -417,10 +417,8 @@ pub fn decode_at<T: DeserializeOwned>(
 ) -> Result<TokenData<T>> {
     let unverified = Unverified::parse(token, &validation.policy)?;
     let payload = unverified.verify_payload(keys, &validation.policy)?;
-    json::check(&payload, unverified.max_depth())?;
+    let reg = Registered::parse(&payload, unverified.max_depth())?;
     let header = unverified.into_header();
-    let reg: Registered<'_> = serde_json::from_slice(&payload)
-        .map_err(|e| Error::malformed(format!("invalid claims: {}", json::clean(&e))))?;
     validation.validate(&header, &reg, &payload, now)?;
     let claims = serde_json::from_slice(&payload)
         .map_err(|e| Error::malformed(format!("invalid claims: {}", json::clean(&e))))?;
@@ -486,6 +484,78 @@ struct Registered<'a> {
     iat: Option<NumericDate>,
     #[serde(borrow, default, deserialize_with = "present_str")]
     jti: Option<Cow<'a, str>>,
+}
+
+impl<'a> Registered<'a> {
+    /// Exactly `json::check` then `serde_json::from_slice::<Registered>`, the same input
+    /// refused with the same kind, but without a second pass over the whole payload:
+    /// the strict check leaves serde_json nothing to refuse outside the registered
+    /// members, so only their values are parsed.
+    fn parse(payload: &'a [u8], max_depth: usize) -> Result<Self> {
+        const NAMES: [&str; 7] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
+        let bad =
+            |e: serde_json::Error| Error::malformed(format!("invalid claims: {}", json::clean(&e)));
+        // serde_json stops at 128 levels of nesting: past that, let it say so as before.
+        if max_depth >= 120 {
+            json::check(payload, max_depth)?;
+            return serde_json::from_slice(payload).map_err(bad);
+        }
+        let Some(m) = json::check_members(payload, max_depth, &NAMES)? else {
+            // Not an object: serde's own rules for structs decide (an array is read
+            // by position), as before.
+            return serde_json::from_slice(payload).map_err(bad);
+        };
+        fn member<'a, T: Deserialize<'a>>(
+            raw: Option<&'a [u8]>,
+        ) -> std::result::Result<Option<T>, serde_json::Error> {
+            raw.map(serde_json::from_slice).transpose()
+        }
+        // The common shapes are read directly, to the value serde_json would give:
+        // a string without escapes (the check found it UTF-8, without control
+        // characters) borrows its text; an integer of at most 18 digits is an i64.
+        fn plain_str(raw: Option<&[u8]>) -> Option<&str> {
+            match raw? {
+                [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => {
+                    std::str::from_utf8(inner).ok()
+                }
+                _ => None,
+            }
+        }
+        fn string<'a>(
+            raw: Option<&'a [u8]>,
+        ) -> std::result::Result<Option<Cow<'a, str>>, serde_json::Error> {
+            match plain_str(raw) {
+                Some(s) => Ok(Some(Cow::Borrowed(s))),
+                None => Ok(member::<CowStr<'a>>(raw)?.map(|c| c.0)),
+            }
+        }
+        fn date(raw: Option<&[u8]>) -> std::result::Result<Option<NumericDate>, serde_json::Error> {
+            if let Some(t) = raw {
+                let digits = t.strip_prefix(b"-").unwrap_or(t);
+                if !digits.is_empty()
+                    && digits.len() <= 18
+                    && digits.iter().all(u8::is_ascii_digit)
+                    && let Some(n) = std::str::from_utf8(t).ok().and_then(|t| t.parse().ok())
+                {
+                    return Ok(Some(NumericDate(n)));
+                }
+            }
+            member(raw)
+        }
+        let aud = match plain_str(m[2]) {
+            Some(a) => Some(AudRef::One(Cow::Borrowed(a))),
+            None => member(m[2]).map_err(bad)?,
+        };
+        Ok(Registered {
+            iss: string(m[0]).map_err(bad)?,
+            sub: string(m[1]).map_err(bad)?,
+            aud,
+            exp: date(m[3]).map_err(bad)?,
+            nbf: date(m[4]).map_err(bad)?,
+            iat: date(m[5]).map_err(bad)?,
+            jti: string(m[6]).map_err(bad)?,
+        })
+    }
 }
 
 /// A present member: `null` is an error of type, like any other wrong type.

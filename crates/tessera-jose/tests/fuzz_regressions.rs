@@ -35,3 +35,73 @@ fn generated_x25519_key_round_trips_through_pem() {
     assert!(again.is_private());
     assert_eq!(again.to_json(), key.to_json());
 }
+
+/// `jwt::decode` reads the registered claims from the members' text after a strict
+/// check instead of parsing the payload twice; `validate_payload` still checks then
+/// parses the whole payload. On every payload here both must give the same verdict
+/// (the same error kind), whatever sits outside the registered claims. The fuzz
+/// target `jwt` asserts the same on arbitrary payloads.
+#[test]
+fn decode_agrees_with_a_full_parse_of_the_claims() {
+    use tessera_jose::jws::Header;
+    use tessera_jose::jwt::{self, Claims, Validation};
+    use tessera_jose::{Algorithm, ErrorKind};
+
+    let key = Jwk::from_secret([7u8; 32]).unwrap();
+    let validation = Validation::new().issuer("iss").audience("aud").at(1000);
+    let payloads: &[&str] = &[
+        r#"{"iss":"iss","aud":"aud","exp":2000}"#,
+        r#"{"iss":"iss","aud":["x","aud"],"exp":2000.5,"nbf":999,"iat":1000}"#,
+        r#"{"\u0069ss":"iss","aud":"aud","exp":2000}"#,
+        r#"{"iss":"i\u0073s","aud":"aud","exp":2000}"#,
+        r#"{"iss":"iss","aud":"aud","exp":2000,"x":01}"#,
+        r#"{"iss":"iss","aud":"aud","exp":2000,"x":1.}"#,
+        r#"{"iss":"iss","aud":"aud","exp":2000,"x":-}"#,
+        r#"{"iss":"iss","aud":"aud","exp":2000,"x":1e}"#,
+        r#"{"iss":"iss","aud":"aud","exp":2000,"x":1E+9,"y":-0.5e-3}"#,
+        r#"{"iss":"iss","aud":"aud","exp":2000,"x":tru}"#,
+        r#"{"iss":"iss","aud":"aud","exp":2000,"x":nulll}"#,
+        r#"{"iss":"iss","aud":"aud","exp":2000,"x":[true,false,null,{"a":{}}]}"#,
+        "{\"iss\":\"iss\",\"aud\":\"aud\",\"exp\":2000,\"x\":\"a\u{1}b\"}",
+        "{\"iss\":\"iss\",\"aud\":\"aud\",\"exp\":2000,\"x\u{1f}\":1}",
+        r#"{"iss":"iss","aud":"aud","exp":"2000"}"#,
+        r#"{"iss":"iss","aud":"aud","exp":null}"#,
+        r#"{"iss":"iss","aud":"aud","exp":1e999}"#,
+        r#"{"iss":"iss","aud":"aud","exp":500}"#,
+        r#"{"iss":"iss","aud":"aud","exp":-5,"nbf":-0,"iat":-999999999999999999}"#,
+        r#"{"iss":"iss","aud":"aud","exp":999999999999999999}"#,
+        r#"{"iss":"iss","aud":"aud","exp":9999999999999999999}"#,
+        r#"{"iss":"iss","aud":"aud","exp":99999999999999999999999}"#,
+        r#"{"iss":"iss","aud":"aud","exp":2e3,"nbf":1000.0}"#,
+        r#"{"iss":"iss","aud":"\u0061ud","exp":2000,"sub":"\n"}"#,
+        r#"{"iss":"iss","aud":"aud","exp":2000,"sub":"\ud800"}"#,
+        r#"{"iss":"iss","aud":"aud","exp":2000,"jti":7}"#,
+        r#"{"iss":"iss","aud":"aud","exp":2000,"sub":null}"#,
+        r#"{"iss":"iss","aud":"aud"}"#,
+        r#"{"iss":"other","aud":"aud","exp":2000}"#,
+        r#"{"iss":"iss","aud":[1],"exp":2000}"#,
+        r#"{"iss":"iss","aud":"aud","exp":2000,"exp":2000}"#,
+        r#"{"iss":"iss","aud":"aud","exp":2000,"\u0065xp":2000}"#,
+        r#"["iss","sub","aud",2000]"#,
+        r#"[]"#,
+        r#""iss""#,
+        r#"{"iss":"iss","aud":"aud","exp":2000} x"#,
+    ];
+    let header = Header::new(Algorithm::HS256);
+    for payload in payloads {
+        let token = tessera_jose::jws::sign(&header, payload.as_bytes(), &key).unwrap();
+        let reference = validation.validate_payload(&header, payload.as_bytes(), 1000);
+        let decoded = jwt::decode::<Claims>(&token, &key, &validation);
+        match reference {
+            Err(e) => assert_eq!(
+                decoded.as_ref().map(|_| ()).map_err(|e| e.kind()),
+                Err(e.kind()),
+                "{payload}"
+            ),
+            Ok(()) => assert!(
+                decoded.is_ok() || decoded.unwrap_err().kind() == ErrorKind::Malformed,
+                "{payload}"
+            ),
+        }
+    }
+}
