@@ -85,6 +85,17 @@ pub struct CookieTokenResponse {
     pub csrf_token: String,
 }
 
+/// The 200 answer of login and refresh: tokens in the body (JSON delivery), or only
+/// lifetimes and a CSRF token (cookie delivery; the tokens are in `Set-Cookie`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TokenAnswer {
+    /// JSON delivery.
+    Json(TokenResponse),
+    /// Cookie delivery.
+    Cookie(CookieTokenResponse),
+}
+
 /// `POST /auth/refresh` body (empty in cookie mode).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshRequest {
@@ -163,7 +174,7 @@ pub async fn register(
 /// Logs in.
 #[utoipa::path(post, path = "/auth/login", request_body = LoginRequest,
     responses(
-        (status = 200, description = "A token pair (JSON delivery) or cookies and a CSRF token (cookie delivery)", body = TokenResponse),
+        (status = 200, description = "A token pair (JSON delivery) or cookies and a CSRF token (cookie delivery)", body = TokenAnswer),
         (status = 400, body = crate::routes::ErrorBody),
         (status = 401, body = crate::routes::ErrorBody),
         (status = 403, body = crate::routes::ErrorBody),
@@ -186,7 +197,7 @@ pub async fn login(
 /// Spends a refresh token for a new pair.
 #[utoipa::path(post, path = "/auth/refresh", request_body(content = RefreshRequest, description = "Empty in cookie mode"),
     responses(
-        (status = 200, description = "A new pair (or cookies, in cookie mode)", body = TokenResponse),
+        (status = 200, description = "A new pair (or cookies, in cookie mode)", body = TokenAnswer),
         (status = 400, body = crate::routes::ErrorBody),
         (status = 401, body = crate::routes::ErrorBody),
         (status = 403, body = crate::routes::ErrorBody),

@@ -18,7 +18,13 @@ use super::{
 };
 
 /// The migrations, in order: (version, SQL).
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_rotation_trigger.sql"),
+    ),
+];
 
 /// The SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
@@ -291,54 +297,35 @@ impl Store for SqliteStore {
 
     async fn rotate_refresh(&self, req: &RotateRequest) -> StoreResult<Rotation> {
         let now = req.now;
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
         // The conditional UPDATE is the arbiter: of any number of concurrent refreshes
-        // of one token, exactly one finds used_at NULL and wins.
+        // of one token, exactly one finds used_at NULL and wins. Its trigger
+        // (migration 0002) inserts the successor and touches the family in the same
+        // statement, hence atomically.
         let won: Option<String> = sqlx::query_scalar(&format!(
-            "UPDATE refresh_tokens SET used_at = ?, successor_sealed = ? \
+            "UPDATE refresh_tokens SET used_at = ?, successor_sealed = ?, successor_hash = ? \
              WHERE hash = ? AND used_at IS NULL AND family_id IN \
              (SELECT f.id FROM refresh_families f WHERE {LIVE}) RETURNING family_id"
         ))
         .bind(now)
         .bind(&req.successor_sealed)
+        .bind(&req.successor.hash)
         .bind(&req.presented)
         .bind(now - req.policy.idle)
         .bind(now - req.policy.absolute)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.writer)
         .await
         .map_err(backend)?;
         if let Some(family_id) = won {
-            sqlx::query(
-                "INSERT INTO refresh_tokens (hash, family_id, created_at) VALUES (?, ?, ?)",
-            )
-            .bind(&req.successor.hash)
-            .bind(&family_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-            let f = sqlx::query(&format!(
-                "UPDATE refresh_families SET last_used_at = ? WHERE id = ? RETURNING {FAMILY_COLS}"
-            ))
-            .bind(now)
-            .bind(&family_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-            let family = family_from(&f)?;
-            tx.commit().await.map_err(backend)?;
-            // The user is read outside the write transaction, on a reader, so the single
-            // writer does only what must be atomic.
-            let user = self
-                .user_by_id(&family.user_id)
-                .await?
-                .ok_or_else(|| backend("a family without its user"))?;
+            // Read on a reader: the single writer does only what must be atomic.
+            let mut conn = self.reader.acquire().await.map_err(backend)?;
+            let (family, user) = family_and_user(&mut conn, &family_id).await?;
             return Ok(Rotation::Rotated { family, user });
         }
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
         let row = sqlx::query(
             "SELECT t.family_id, t.used_at, t.successor_sealed, f.user_id, f.revoked_at, f.last_used_at, f.created_at \
              FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ?",
