@@ -177,11 +177,11 @@ impl<'a> Scanner<'a> {
             self.pos += 1;
             return Ok(());
         }
-        // Objects in tokens are small: compare linearly, the first names kept on the
-        // stack (no allocation for a header or ordinary claims), switch to a set past a
-        // few dozen. Names compare as bytes: the document is UTF-8, so byte equality is
-        // string equality.
-        let mut inline: [Cow<'a, [u8]>; INLINE_NAMES] = Default::default();
+        // Objects in tokens are small: compare linearly, the first plain names kept on
+        // the stack (no allocation for a header or ordinary claims), names that had
+        // escapes and later ones in a Vec, and switch to a set past a few dozen. Names
+        // compare as bytes: the document is UTF-8, so byte equality is string equality.
+        let mut inline: [&'a [u8]; INLINE_NAMES] = [&[]; INLINE_NAMES];
         let mut count = 0;
         let mut keys: Vec<Cow<'a, [u8]>> = Vec::new();
         let mut set: Option<HashSet<Cow<'a, [u8]>>> = None;
@@ -189,25 +189,26 @@ impl<'a> Scanner<'a> {
             self.skip_ws();
             let key = self.string()?;
             let wanted = match depth {
-                1 => self.names.iter().position(|n| n.as_bytes() == &key[..]),
+                1 => self.names.iter().position(|n| same(n.as_bytes(), &key)),
                 _ => None,
             };
             let duplicate = match &mut set {
                 Some(set) => !set.insert(key.clone()),
-                None if count < INLINE_NAMES => {
-                    let dup = inline[..count].contains(&key);
-                    inline[count] = key.clone();
-                    count += 1;
-                    dup
-                }
                 None => {
-                    let dup = inline.contains(&key) || keys.contains(&key);
-                    keys.push(key.clone());
-                    if INLINE_NAMES + keys.len() > 32 {
+                    let dup = inline[..count].iter().any(|k| same(k, &key))
+                        || keys.iter().any(|k| same(k, &key));
+                    match &key {
+                        Cow::Borrowed(k) if count < INLINE_NAMES => {
+                            inline[count] = k;
+                            count += 1;
+                        }
+                        _ => keys.push(key.clone()),
+                    }
+                    if count + keys.len() > 32 {
                         set = Some(
-                            inline
-                                .iter_mut()
-                                .map(std::mem::take)
+                            inline[..count]
+                                .iter()
+                                .map(|k| Cow::Borrowed(*k))
                                 .chain(keys.drain(..))
                                 .collect(),
                         );
@@ -304,6 +305,13 @@ impl<'a> Scanner<'a> {
             Ok(Cow::Borrowed(raw))
         }
     }
+}
+
+/// Byte equality, inlined: member names are short, and most differ in length or first
+/// byte, so this beats a call to `memcmp` for each comparison.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// JSON's number grammar (RFC 8259 §6): `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.

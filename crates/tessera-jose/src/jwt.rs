@@ -532,12 +532,13 @@ impl<'a> Registered<'a> {
         fn date(raw: Option<&[u8]>) -> std::result::Result<Option<NumericDate>, serde_json::Error> {
             if let Some(t) = raw {
                 let digits = t.strip_prefix(b"-").unwrap_or(t);
-                if !digits.is_empty()
-                    && digits.len() <= 18
-                    && digits.iter().all(u8::is_ascii_digit)
-                    && let Some(n) = std::str::from_utf8(t).ok().and_then(|t| t.parse().ok())
+                if !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit)
                 {
-                    return Ok(Some(NumericDate(n)));
+                    // At most 18 digits: no overflow.
+                    let n = digits
+                        .iter()
+                        .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+                    return Ok(Some(NumericDate(if t[0] == b'-' { -n } else { n })));
                 }
             }
             member(raw)
