@@ -105,3 +105,19 @@ fn decode_agrees_with_a_full_parse_of_the_claims() {
         }
     }
 }
+
+/// fuzz target `jwe`, crash-b4683830ee1d6cb6dcd2686c8e501d65560993f6 (alg dir, enc
+/// A128GCM, zip, plaintext "hello"): `allow_zip(usize::MAX)` overflowed computing the
+/// inflate bound; in a release build it wrapped to 0 and the plaintext came out empty.
+#[test]
+fn zip_with_an_unbounded_limit_decrypts_the_whole_plaintext() {
+    use tessera_jose::jwe::{self, Decrypter, EncryptOptions};
+    use tessera_jose::{ContentEncryption, KeyManagement};
+
+    let key = Jwk::from_secret([9u8; 16]).unwrap();
+    let opts = EncryptOptions::new(KeyManagement::Dir, ContentEncryption::A128Gcm).with_zip();
+    let token = jwe::encrypt(b"hello", &key, &opts).unwrap();
+    let opened = jwe::decrypt(&token, &key, &Decrypter::new().allow_zip(usize::MAX)).unwrap();
+    assert_eq!(opened.plaintext(), b"hello");
+    assert!(opened.header().zip);
+}
