@@ -1,7 +1,7 @@
 //! Prometheus metrics, kept by hand: per-route request counts and latency
 //! histograms, token operations, login failures.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,7 +68,8 @@ struct RouteStat {
 /// The server's metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    routes: Mutex<BTreeMap<(String, String, u16), RouteStat>>,
+    /// route → [(method, status, stats)]: looked up by &str, allocating once per key.
+    routes: Mutex<HashMap<String, Vec<(String, u16, RouteStat)>>>,
     ops: [AtomicU64; 8],
     login_failures: AtomicU64,
     rate_limited: AtomicU64,
@@ -86,9 +87,21 @@ impl Metrics {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        let s = m
-            .entry((method.to_string(), route.to_string(), status))
-            .or_default();
+        if !m.contains_key(route) {
+            m.insert(route.to_string(), Vec::new());
+        }
+        let Some(list) = m.get_mut(route) else { return };
+        let i = match list
+            .iter()
+            .position(|(me, st, _)| me == method && *st == status)
+        {
+            Some(i) => i,
+            None => {
+                list.push((method.to_string(), status, RouteStat::default()));
+                list.len() - 1
+            }
+        };
+        let s = &mut list[i].2;
         s.count += 1;
         s.sum += seconds;
         for (i, b) in BUCKETS.iter().enumerate() {
@@ -124,7 +137,13 @@ impl Metrics {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        for ((method, route, status), s) in m.iter() {
+        let mut rows: BTreeMap<(&str, &str, u16), &RouteStat> = BTreeMap::new();
+        for (route, list) in m.iter() {
+            for (method, status, s) in list {
+                rows.insert((method.as_str(), route.as_str(), *status), s);
+            }
+        }
+        for ((method, route, status), s) in &rows {
             let _ = writeln!(
                 out,
                 "tessera_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
@@ -136,14 +155,17 @@ impl Metrics {
         );
         out.push_str("# TYPE tessera_http_request_duration_seconds histogram\n");
         let mut merged: BTreeMap<(String, String), RouteStat> = BTreeMap::new();
-        for ((method, route, _), s) in m.iter() {
-            let e = merged.entry((method.clone(), route.clone())).or_default();
+        for ((method, route, _), s) in &rows {
+            let e = merged
+                .entry((method.to_string(), route.to_string()))
+                .or_default();
             e.count += s.count;
             e.sum += s.sum;
             for i in 0..BUCKETS.len() {
                 e.buckets[i] += s.buckets[i];
             }
         }
+        drop(rows);
         drop(m);
         for ((method, route), s) in &merged {
             let labels = format!("method=\"{method}\",route=\"{route}\"");

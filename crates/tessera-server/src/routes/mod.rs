@@ -201,16 +201,14 @@ async fn method_not_allowed() -> ApiError {
 async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let res = next.run(req).await;
     let elapsed = start.elapsed().as_secs_f64();
     let status = res.status().as_u16();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     s.core
         .metrics
-        .request(method.as_str(), &route, status, elapsed);
-    tracing::debug!(method = %method, route = %route, status, latency_ms = elapsed * 1000.0, "request");
+        .request(method.as_str(), route, status, elapsed);
+    tracing::debug!(method = %method, route, status, latency_ms = elapsed * 1000.0, "request");
     res
 }

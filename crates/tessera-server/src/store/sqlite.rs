@@ -103,7 +103,6 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 const USER_COLS: &str = "id, username, password_hash, roles, created_at";
-const FAMILY_COLS: &str = "id, user_id, created_at, last_used_at, user_agent, ip";
 /// The condition under which a family (aliased `f`) is live; binds now-idle, now-absolute.
 const LIVE: &str = "f.revoked_at IS NULL AND f.last_used_at > ? AND f.created_at > ?";
 
@@ -147,20 +146,25 @@ async fn family_and_user(
     conn: &mut SqliteConnection,
     family_id: &str,
 ) -> StoreResult<(Family, User)> {
-    let f = sqlx::query(&format!(
-        "SELECT {FAMILY_COLS} FROM refresh_families WHERE id = ?"
-    ))
+    let row = sqlx::query(
+        "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, \
+         u.username, u.password_hash, u.roles, u.created_at AS user_created_at \
+         FROM refresh_families f JOIN users u ON u.id = f.user_id WHERE f.id = ?",
+    )
     .bind(family_id)
     .fetch_one(&mut *conn)
     .await
     .map_err(backend)?;
-    let family = family_from(&f)?;
-    let u = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = ?"))
-        .bind(&family.user_id)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(backend)?;
-    Ok((family, user_from(&u)?))
+    let family = family_from(&row)?;
+    let roles: String = row.try_get("roles").map_err(backend)?;
+    let user = User {
+        id: family.user_id.clone(),
+        username: row.try_get("username").map_err(backend)?,
+        password_hash: row.try_get("password_hash").map_err(backend)?,
+        roles: serde_json::from_str(&roles).map_err(backend)?,
+        created_at: row.try_get("user_created_at").map_err(backend)?,
+    };
+    Ok((family, user))
 }
 
 async fn insert_key(conn: &mut SqliteConnection, k: &StoredKey) -> StoreResult<()> {
