@@ -58,6 +58,14 @@ impl TokenOp {
     }
 }
 
+/// The stats of one (method, status) of a route.
+#[derive(Debug)]
+struct Entry {
+    method: String,
+    status: u16,
+    stat: RouteStat,
+}
+
 #[derive(Debug, Default)]
 struct RouteStat {
     count: u64,
@@ -69,7 +77,7 @@ struct RouteStat {
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// route → [(method, status, stats)]: looked up by &str, allocating once per key.
-    routes: Mutex<HashMap<String, Vec<(String, u16, RouteStat)>>>,
+    routes: Mutex<HashMap<String, Vec<Entry>>>,
     ops: [AtomicU64; 8],
     login_failures: AtomicU64,
     rate_limited: AtomicU64,
@@ -93,15 +101,19 @@ impl Metrics {
         let Some(list) = m.get_mut(route) else { return };
         let i = match list
             .iter()
-            .position(|(me, st, _)| me == method && *st == status)
+            .position(|e| e.method == method && e.status == status)
         {
             Some(i) => i,
             None => {
-                list.push((method.to_string(), status, RouteStat::default()));
+                list.push(Entry {
+                    method: method.to_string(),
+                    status,
+                    stat: RouteStat::default(),
+                });
                 list.len() - 1
             }
         };
-        let s = &mut list[i].2;
+        let s = &mut list[i].stat;
         s.count += 1;
         s.sum += seconds;
         for (i, b) in BUCKETS.iter().enumerate() {
@@ -139,8 +151,8 @@ impl Metrics {
         };
         let mut rows: BTreeMap<(&str, &str, u16), &RouteStat> = BTreeMap::new();
         for (route, list) in m.iter() {
-            for (method, status, s) in list {
-                rows.insert((method.as_str(), route.as_str(), *status), s);
+            for e in list {
+                rows.insert((e.method.as_str(), route.as_str(), e.status), &e.stat);
             }
         }
         for ((method, route, status), s) in &rows {
