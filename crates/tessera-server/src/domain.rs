@@ -139,6 +139,19 @@ mod tests {
         assert!(Username::parse("ada ").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn normalization_is_idempotent_and_bounded(raw in "\\PC{0,80}") {
+            if let Ok(u) = Username::parse(&raw) {
+                let again = Username::parse(u.as_str()).unwrap();
+                proptest::prop_assert_eq!(again.as_str(), u.as_str());
+                let n = u.as_str().chars().count();
+                proptest::prop_assert!((1..=64).contains(&n));
+                proptest::prop_assert!(!u.as_str().chars().any(char::is_control));
+            }
+        }
+    }
+
     #[test]
     fn password_rules() {
         assert!(Password::parse("1234567".into()).is_err());
