@@ -23,8 +23,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lc_rs::signature::{KeyPair, ParsedPublicKey};
 use aws_lc_rs::{hmac, rand, signature};
 use cpu_time::ThreadTime;
-use criterion::Criterion;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{Bencher, Criterion};
 use jwt_simple::prelude::{
     ECDSAP256KeyPairLike, ECDSAP256PublicKeyLike, EdDSAKeyPairLike, EdDSAPublicKeyLike, MACLike,
     RSAKeyPairLike, RSAPublicKeyLike,
@@ -360,6 +360,11 @@ fn bench<M: Measurement>(cr: &mut Criterion<M>) {
     for c in &cases {
         cross_check(c);
     }
+    // TESSERA_BENCH_ROTATE=k starts each group with its k-th contender.
+    let rotate = std::env::var("TESSERA_BENCH_ROTATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     for c in &cases {
         let claims = claims();
         let header = Header::new(c.alg).with_typ("JWT");
@@ -367,50 +372,93 @@ fn bench<M: Measurement>(cr: &mut Criterion<M>) {
         let (input, _) = split(&c.token);
         let input = input.as_bytes();
 
-        let mut g = cr.benchmark_group(format!("{}-sign", c.name));
-        g.bench_function("tessera", |b| {
-            b.iter(|| jwt::encode(&header, black_box(&claims), &c.tessera_private).expect("sign"))
-        });
-        g.bench_function("jsonwebtoken", |b| {
-            b.iter(|| {
-                jsonwebtoken::encode(&jwt_header, black_box(&claims), &c.jwt_enc).expect("sign")
-            })
-        });
-        g.bench_function("jwt-simple", |b| {
+        let sign: Vec<Contender<'_, M>> = vec![
+            (
+                "tessera",
+                Box::new(|b| {
+                    b.iter(|| {
+                        jwt::encode(&header, black_box(&claims), &c.tessera_private).expect("sign")
+                    })
+                }),
+            ),
+            (
+                "jsonwebtoken",
+                Box::new(|b| {
+                    b.iter(|| {
+                        jsonwebtoken::encode(&jwt_header, black_box(&claims), &c.jwt_enc)
+                            .expect("sign")
+                    })
+                }),
+            ),
             // Building jwt-simple's claims wrapper is part of its signing API.
-            b.iter(|| c.simple.sign(simple_claims(black_box(&claims))))
-        });
-        g.bench_function("floor", |b| b.iter(|| c.floor.sign(&rng, black_box(input))));
-        g.finish();
+            (
+                "jwt-simple",
+                Box::new(|b| b.iter(|| c.simple.sign(simple_claims(black_box(&claims))))),
+            ),
+            (
+                "floor",
+                Box::new(|b| b.iter(|| c.floor.sign(&rng, black_box(input)))),
+            ),
+        ];
+        run_group(cr, &format!("{}-sign", c.name), sign, rotate);
 
         let validation = Validation::new().issuer(ISS).audience(AUD);
         let jwt_v = jwt_validation(c.jwt_alg);
         let token = c.token.as_str();
         let (input, sig) = split(token);
         let input = input.as_bytes();
-        let mut g = cr.benchmark_group(format!("{}-verify", c.name));
-        g.bench_function("tessera", |b| {
-            b.iter(|| {
-                jwt::decode::<BenchClaims>(black_box(token), &c.tessera_public, &validation)
-                    .expect("verify")
-            })
-        });
-        g.bench_function("jsonwebtoken", |b| {
-            b.iter(|| {
-                jsonwebtoken::decode::<BenchClaims>(black_box(token), &c.jwt_dec, &jwt_v)
-                    .expect("verify")
-            })
-        });
-        g.bench_function("jwt-simple", |b| {
-            // The options are moved into verify_token, so a clone is part of each call.
-            let o = simple_options();
-            b.iter(|| c.simple.verify(black_box(token), o.clone()))
-        });
-        g.bench_function("floor", |b| {
-            b.iter(|| assert!(c.floor.verify(black_box(input), black_box(&sig))))
-        });
-        g.finish();
+        // The options are moved into verify_token, so a clone is part of each call.
+        let o = simple_options();
+        let verify: Vec<Contender<'_, M>> = vec![
+            (
+                "tessera",
+                Box::new(|b| {
+                    b.iter(|| {
+                        jwt::decode::<BenchClaims>(black_box(token), &c.tessera_public, &validation)
+                            .expect("verify")
+                    })
+                }),
+            ),
+            (
+                "jsonwebtoken",
+                Box::new(|b| {
+                    b.iter(|| {
+                        jsonwebtoken::decode::<BenchClaims>(black_box(token), &c.jwt_dec, &jwt_v)
+                            .expect("verify")
+                    })
+                }),
+            ),
+            (
+                "jwt-simple",
+                Box::new(|b| b.iter(|| c.simple.verify(black_box(token), o.clone()))),
+            ),
+            (
+                "floor",
+                Box::new(|b| b.iter(|| assert!(c.floor.verify(black_box(input), black_box(&sig))))),
+            ),
+        ];
+        run_group(cr, &format!("{}-verify", c.name), verify, rotate);
     }
+}
+
+type Contender<'a, M> = (&'static str, Box<dyn FnMut(&mut Bencher<'_, M>) + 'a>);
+
+/// Runs a group's contenders, the order rotated by `rotate`: scripts/bench-jose
+/// rotates it between passes so that no contender always runs first (or last) on a
+/// machine whose load drifts.
+fn run_group<M: Measurement>(
+    cr: &mut Criterion<M>,
+    name: &str,
+    mut contenders: Vec<Contender<'_, M>>,
+    rotate: usize,
+) {
+    let n = contenders.len();
+    contenders.rotate_left(rotate % n);
+    let mut g = cr.benchmark_group(name);
+    for (who, mut f) in contenders {
+        g.bench_function(who, |b| f(b));
+    }
+    g.finish();
 }
 
 /// Thread CPU time: unlike wall time, it does not count the time this thread waits
