@@ -18,6 +18,9 @@ pub struct Hasher {
 struct Inner {
     params: Params,
     dummy: String,
+    /// One hash per core at a time: more would only share the cores and thrash the
+    /// caches (each hash touches `memory_kib` of memory), and queued work stays bounded.
+    permits: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Hasher {
@@ -51,10 +54,12 @@ impl Hasher {
     pub fn new(memory_kib: u32, iterations: u32, parallelism: u32) -> Result<Self, HashError> {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| HashError(e.to_string()))?;
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let mut h = Self {
             inner: Arc::new(Inner {
                 params,
                 dummy: String::new(),
+                permits: tokio::sync::Semaphore::new(cores),
             }),
         };
         let pw = crypto::random_token()?;
@@ -62,6 +67,7 @@ impl Hasher {
         h.inner = Arc::new(Inner {
             params: h.inner.params.clone(),
             dummy,
+            permits: tokio::sync::Semaphore::new(cores),
         });
         Ok(h)
     }
@@ -89,6 +95,38 @@ impl Hasher {
             .verify_password(password.as_bytes(), &parsed)
             .is_ok();
         ok && phc.is_some()
+    }
+
+    /// [`Hasher::hash`] on the blocking pool, at most one per core at a time.
+    pub async fn hash_async(&self, password: Password) -> Result<String, HashError> {
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| HashError(e.to_string()))?;
+        let h = self.clone();
+        tokio::task::spawn_blocking(move || h.hash(&password))
+            .await
+            .map_err(|e| HashError(e.to_string()))?
+    }
+
+    /// [`Hasher::verify`] on the blocking pool, at most one per core at a time.
+    pub async fn verify_async(
+        &self,
+        password: Password,
+        phc: Option<String>,
+    ) -> Result<bool, HashError> {
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| HashError(e.to_string()))?;
+        let h = self.clone();
+        tokio::task::spawn_blocking(move || h.verify(&password, phc.as_deref()))
+            .await
+            .map_err(|e| HashError(e.to_string()))
     }
 
     fn argon2(&self) -> Argon2<'static> {

@@ -95,9 +95,10 @@ impl Core {
             None => None,
         };
         let password = Password::presented(password);
-        let hasher = self.hasher.clone();
         let phc = user.as_ref().map(|u| u.password_hash.clone());
-        let ok = tokio::task::spawn_blocking(move || hasher.verify(&password, phc.as_deref()))
+        let ok = self
+            .hasher
+            .verify_async(password, phc)
             .await
             .map_err(|e| AuthError::Internal(e.to_string()))?;
         match user {
@@ -413,10 +414,9 @@ pub async fn add_user(
             ));
         }
     }
-    let h = hasher.clone();
-    let hash = tokio::task::spawn_blocking(move || h.hash(&password))
+    let hash = hasher
+        .hash_async(password)
         .await
-        .map_err(|e| AuthError::Internal(e.to_string()))?
         .map_err(|e| AuthError::Internal(e.to_string()))?;
     let user = User {
         id: crypto::random_id()?,
