@@ -621,6 +621,30 @@ async fn session_limit_refuse() {
 }
 
 #[tokio::test]
+async fn the_session_limit_holds_under_concurrent_logins() {
+    let app = Arc::new(spawn_app_with(|c| c.session_limit = 2).await);
+    assert_eq!(
+        app.register("ada", "correct horse").await.status(),
+        StatusCode::CREATED
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            app.login("ada", "correct horse").await.status()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            StatusCode::OK => ok += 1,
+            other => assert_eq!(other, StatusCode::FORBIDDEN),
+        }
+    }
+    assert_eq!(ok, 2, "exactly the limit succeeds");
+}
+
+#[tokio::test]
 async fn session_limit_evict_oldest() {
     let app = spawn_app_with(|c| {
         c.session_limit = 2;
@@ -1270,6 +1294,19 @@ async fn bad_requests_get_4xx_in_our_json_shape() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let r = app
+        .http
+        .post(app.url("/auth/login"))
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".into())
+    );
     let r = app.get_bearer("/auth/me", &"a".repeat(100_000)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
