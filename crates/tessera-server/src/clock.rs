@@ -2,26 +2,10 @@
 //! instead of sleeping.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The source of the current time, in seconds since the Unix epoch.
-pub trait Clock: Send + Sync + 'static {
-    /// Now.
-    fn now(&self) -> i64;
-}
-
-/// The system clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-            .unwrap_or(0)
-    }
-}
+/// The one clock trait of Tessera, shared with the guard, so that the server's clock
+/// drives token verification too.
+pub use tessera_guard::{Clock, SystemClock};
 
 /// A clock that only moves when told to (tests).
 #[derive(Debug)]
