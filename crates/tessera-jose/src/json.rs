@@ -1,8 +1,8 @@
 //! Strict JSON checks that serde_json does not make: duplicate member names and
 //! nesting depth. A document passes [`check`] before it is deserialized.
 //!
-//! The scanner walks the structure only; serde_json still validates numbers,
-//! literals and escapes when it parses the document afterwards.
+//! The scanner holds the whole document to JSON's grammar (numbers, literals,
+//! escapes, control characters), so a serde_json pass after it cannot fail on syntax.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -15,50 +15,34 @@ pub(crate) const DEFAULT_MAX_DEPTH: usize = 32;
 /// Member names per object compared on the stack before spilling to the heap.
 const INLINE_NAMES: usize = 12;
 
-/// Refuses `bytes` if any object repeats a member name (compared after unescaping)
-/// or if objects and arrays nest deeper than `max_depth`.
+/// `bytes` as text: JSON is UTF-8.
+pub(crate) fn utf8(bytes: &[u8]) -> Result<&str> {
+    std::str::from_utf8(bytes).map_err(|_| Error::malformed("JSON string is not UTF-8"))
+}
+
+/// Refuses `bytes` if it is not JSON, if any object repeats a member name (compared
+/// after unescaping) or if objects and arrays nest deeper than `max_depth`.
 pub(crate) fn check(bytes: &[u8], max_depth: usize) -> Result<()> {
     // One UTF-8 pass over the whole document instead of one per string: outside
     // strings only ASCII is valid JSON anyway, so this refuses exactly the same input.
-    if std::str::from_utf8(bytes).is_err() {
-        return Err(Error::malformed("JSON string is not UTF-8"));
-    }
-    let mut s = Scanner {
-        bytes,
-        pos: 0,
-        max_depth,
-        strict: false,
-        names: &[],
-        found: [None; MAX_NAMES],
-    };
-    s.document()
+    utf8(bytes)?;
+    Scanner::new(bytes, max_depth, &[]).document()
 }
 
 /// Most names [`check_members`] can look for.
 pub(crate) const MAX_NAMES: usize = 8;
 
-/// [`check`], which here also holds numbers, literals and strings to JSON's exact
-/// grammar (so that a full serde_json pass over `bytes` cannot fail on syntax), and
-/// for a document that is an object, the text of its top-level members named in
+/// [`check`], and for a document that is an object, the text of its top-level members named in
 /// `names` (compared after unescaping), by index in `names`. `None`: not an object.
 ///
 /// This lets a caller read a few members without parsing the whole document again.
 pub(crate) fn check_members<'a>(
-    bytes: &'a [u8],
+    text: &'a str,
     max_depth: usize,
     names: &[&str],
-) -> Result<Option<[Option<&'a [u8]>; MAX_NAMES]>> {
-    if std::str::from_utf8(bytes).is_err() {
-        return Err(Error::malformed("JSON string is not UTF-8"));
-    }
-    let mut s = Scanner {
-        bytes,
-        pos: 0,
-        max_depth,
-        strict: true,
-        names: &names[..names.len().min(MAX_NAMES)],
-        found: [None; MAX_NAMES],
-    };
+) -> Result<Option<[Option<&'a str>; MAX_NAMES]>> {
+    let bytes = text.as_bytes();
+    let mut s = Scanner::new(bytes, max_depth, names);
     s.document()?;
     let first = bytes
         .iter()
@@ -67,7 +51,9 @@ pub(crate) fn check_members<'a>(
         return Ok(None);
     }
     Ok(Some(
-        s.found.map(|f| f.map(|(start, end)| &bytes[start..end])),
+        // Members start and end at ASCII bytes: always character boundaries.
+        s.found
+            .map(|f| f.and_then(|(start, end)| text.get(start..end))),
     ))
 }
 
@@ -81,6 +67,38 @@ pub(crate) fn from_slice<'a, T: serde::Deserialize<'a>>(
     serde_json::from_slice(bytes).map_err(|e| Error::malformed(format!("{what}: {}", clean(&e))))
 }
 
+/// A member's text, as [`check_members`] found it, read as an optional string: absent
+/// and `null` are `None`, any other non-string is an error. A string without escapes
+/// (the check found it UTF-8, without control characters) is borrowed as it is.
+pub(crate) fn opt_str(raw: Option<&str>) -> serde_json::Result<Option<Cow<'_, str>>> {
+    match raw {
+        None | Some("null") => Ok(None),
+        Some(raw) => match plain_str(raw) {
+            Some(s) => Ok(Some(Cow::Borrowed(s))),
+            None => serde_json::from_str::<CowStr<'_>>(raw).map(|c| Some(c.0)),
+        },
+    }
+}
+
+/// The text of a JSON string without escapes, as it is in the document; `None` for
+/// anything else (not a string, or one with escapes).
+pub(crate) fn plain_str(raw: &str) -> Option<&str> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    // A loop, not `contains` (memchr): these strings are short.
+    (!inner.bytes().any(|b| b == b'\\')).then_some(inner)
+}
+
+/// A JSON string, borrowed from the document unless it had escapes.
+pub(crate) struct CowStr<'a>(pub(crate) Cow<'a, str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for CowStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct W<'a>(#[serde(borrow)] Cow<'a, str>);
+        W::deserialize(d).map(|w| CowStr(w.0))
+    }
+}
+
 /// A serde_json error message without the input position noise, never with input text.
 pub(crate) fn clean(e: &serde_json::Error) -> String {
     let text = e.to_string();
@@ -90,18 +108,48 @@ pub(crate) fn clean(e: &serde_json::Error) -> String {
     }
 }
 
+/// Bytes that end a run of plain string content: the closing quote, a backslash, and
+/// the control characters JSON forbids inside strings.
+static STRING_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 struct Scanner<'a> {
     bytes: &'a [u8],
     pos: usize,
     max_depth: usize,
-    /// Check numbers, literals and control characters too (see [`check_members`]).
-    strict: bool,
     /// Top-level member names whose value spans go in `found`.
     names: &'a [&'a str],
     found: [Option<(usize, usize)>; MAX_NAMES],
 }
 
+/// A string's content, between its quotes, and whether it has escapes.
+#[derive(Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+    escaped: bool,
+}
+
 impl<'a> Scanner<'a> {
+    fn new(bytes: &'a [u8], max_depth: usize, names: &'a [&'a str]) -> Self {
+        Self {
+            bytes,
+            pos: 0,
+            max_depth,
+            names: &names[..names.len().min(MAX_NAMES)],
+            found: [None; MAX_NAMES],
+        }
+    }
+
     fn document(&mut self) -> Result<()> {
         self.skip_ws();
         self.value(0)?;
@@ -114,49 +162,81 @@ impl<'a> Scanner<'a> {
         Ok(())
     }
 
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
+    #[inline]
     fn skip_ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
         }
     }
 
-    fn expect(&mut self, b: u8) -> Result<()> {
-        if self.peek() == Some(b) {
-            self.pos += 1;
-            Ok(())
-        } else {
-            Err(Error::malformed("invalid JSON"))
+    fn value(&mut self, depth: usize) -> Result<()> {
+        match self.peek() {
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b'{') => self.object(depth + 1),
+            Some(b'[') => self.array(depth + 1),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            _ => Err(Error::malformed("invalid JSON")),
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<()> {
-        match self.peek() {
-            Some(b'{') => self.object(depth + 1),
-            Some(b'[') => self.array(depth + 1),
-            Some(b'"') => self.string().map(|_| ()),
-            Some(b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
-                // Numbers and literals: serde_json checks their exact grammar later,
-                // unless strict.
-                let start = self.pos;
-                while let Some(b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'E') = self.peek()
-                {
-                    self.pos += 1;
-                }
-                let token = &self.bytes[start..self.pos];
-                if self.strict
-                    && !matches!(token, b"true" | b"false" | b"null")
-                    && !is_number(token)
-                {
-                    return Err(Error::malformed("invalid JSON number or literal"));
-                }
-                Ok(())
-            }
-            _ => Err(Error::malformed("invalid JSON")),
+    fn literal(&mut self, word: &[u8]) -> Result<()> {
+        if self.bytes[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(Error::malformed("invalid JSON number or literal"))
         }
+    }
+
+    /// JSON's number grammar (RFC 8259 §6):
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`, followed by a byte that
+    /// can end a value.
+    fn number(&mut self) -> Result<()> {
+        let b = self.bytes;
+        let mut i = self.pos;
+        let digits = |i: &mut usize| {
+            let start = *i;
+            while b.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i > start
+        };
+        if b[i] == b'-' {
+            i += 1;
+        }
+        let ok = match b.get(i) {
+            Some(b'0') => {
+                i += 1;
+                true
+            }
+            Some(b'1'..=b'9') => digits(&mut i),
+            _ => false,
+        } && (b.get(i) != Some(&b'.') || {
+            i += 1;
+            digits(&mut i)
+        }) && (!matches!(b.get(i), Some(b'e' | b'E')) || {
+            i += 1;
+            if let Some(b'+' | b'-') = b.get(i) {
+                i += 1;
+            }
+            digits(&mut i)
+        }) && !matches!(
+            b.get(i),
+            Some(b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'.' | b'+' | b'-')
+        );
+        if !ok {
+            return Err(Error::malformed("invalid JSON number or literal"));
+        }
+        self.pos = i;
+        Ok(())
     }
 
     fn enter(&self, depth: usize) -> Result<()> {
@@ -177,58 +257,48 @@ impl<'a> Scanner<'a> {
             self.pos += 1;
             return Ok(());
         }
-        // Objects in tokens are small: compare linearly, the first plain names kept on
-        // the stack (no allocation for a header or ordinary claims), names that had
-        // escapes and later ones in a Vec, and switch to a set past a few dozen. Names
-        // compare as bytes: the document is UTF-8, so byte equality is string equality.
-        let mut inline: [&'a [u8]; INLINE_NAMES] = [&[]; INLINE_NAMES];
-        let mut count = 0;
-        let mut keys: Vec<Cow<'a, [u8]>> = Vec::new();
-        let mut set: Option<HashSet<Cow<'a, [u8]>>> = None;
+        // Objects in tokens are small: names without escapes are compared as spans of
+        // the document (bytes: the document is UTF-8, so byte equality is string
+        // equality), the first few kept on the stack; unescaped ones and the rest go
+        // in a set.
+        let mut seen = Seen::default();
         loop {
             self.skip_ws();
             let key = self.string()?;
-            let wanted = match depth {
-                1 => self.names.iter().position(|n| same(n.as_bytes(), &key)),
-                _ => None,
-            };
-            let duplicate = match &mut set {
-                Some(set) => !set.insert(key.clone()),
-                None => {
-                    let dup = inline[..count].iter().any(|k| same(k, &key))
-                        || keys.iter().any(|k| same(k, &key));
-                    match &key {
-                        Cow::Borrowed(k) if count < INLINE_NAMES => {
-                            inline[count] = k;
-                            count += 1;
-                        }
-                        _ => keys.push(key.clone()),
-                    }
-                    if count + keys.len() > 32 {
-                        set = Some(
-                            inline[..count]
-                                .iter()
-                                .map(|k| Cow::Borrowed(*k))
-                                .chain(keys.drain(..))
-                                .collect(),
-                        );
-                    }
-                    dup
-                }
+            let duplicate = if key.escaped {
+                let unescaped = self.unescape(key)?;
+                seen.insert_owned(self.bytes, unescaped)
+            } else {
+                seen.insert_span(self.bytes, key.start, key.end)
             };
             if duplicate {
+                let name = if key.escaped {
+                    self.unescape(key)?
+                } else {
+                    self.bytes[key.start..key.end].to_vec()
+                };
                 return Err(Error::malformed(format!(
                     "duplicate JSON member name {:?}",
-                    truncate(&String::from_utf8_lossy(&key))
+                    truncate(&String::from_utf8_lossy(&name))
                 )));
             }
             self.skip_ws();
-            self.expect(b':')?;
+            if self.peek() != Some(b':') {
+                return Err(Error::malformed("invalid JSON"));
+            }
+            self.pos += 1;
             self.skip_ws();
             let start = self.pos;
             self.value(depth)?;
-            if let Some(i) = wanted {
-                self.found[i] = Some((start, self.pos));
+            if depth == 1 && !self.names.is_empty() {
+                let name: Cow<'_, [u8]> = if key.escaped {
+                    Cow::Owned(self.unescape(key)?)
+                } else {
+                    Cow::Borrowed(&self.bytes[key.start..key.end])
+                };
+                if let Some(i) = self.names.iter().position(|n| same(n.as_bytes(), &name)) {
+                    self.found[i] = Some((start, self.pos));
+                }
             }
             self.skip_ws();
             match self.peek() {
@@ -265,45 +335,48 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Scans a string and returns its unescaped value (UTF-8: [`check`] validated it).
-    fn string(&mut self) -> Result<Cow<'a, [u8]>> {
-        self.expect(b'"')?;
-        let start = self.pos;
+    /// Scans a string: its content's span, escapes checked.
+    fn string(&mut self) -> Result<Span> {
+        let b = self.bytes;
+        if b.get(self.pos) != Some(&b'"') {
+            return Err(Error::malformed("invalid JSON"));
+        }
+        let start = self.pos + 1;
+        let mut i = start;
         let mut escaped = false;
         loop {
-            // Jump to the next quote or backslash rather than stepping byte by byte.
-            let rest = self.bytes.get(self.pos..).unwrap_or_default();
-            let strict = self.strict;
-            match rest
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || (strict && b < 0x20))
-            {
-                None => return Err(Error::malformed("unterminated JSON string")),
-                Some(i) if rest[i] < 0x20 => {
-                    return Err(Error::malformed("control character in a JSON string"));
-                }
-                Some(i) if rest[i] == b'"' => {
-                    self.pos += i;
-                    break;
-                }
-                Some(i) => {
+            while i < b.len() && !STRING_STOP[usize::from(b[i])] {
+                i += 1;
+            }
+            match b.get(i) {
+                Some(b'"') => break,
+                Some(b'\\') => {
                     escaped = true;
-                    self.pos += i + 2;
+                    i += 2;
                 }
+                Some(_) => return Err(Error::malformed("control character in a JSON string")),
+                None => return Err(Error::malformed("unterminated JSON string")),
             }
         }
-        let end = self.pos.min(self.bytes.len());
-        self.pos += 1;
-        let raw = &self.bytes[start..end];
+        self.pos = i + 1;
+        let span = Span {
+            start,
+            end: i,
+            escaped,
+        };
         if escaped {
-            // Include the quotes and let serde_json unescape (and validate) it.
-            let quoted = &self.bytes[start - 1..end + 1];
-            serde_json::from_slice::<String>(quoted)
-                .map(|s| Cow::Owned(s.into_bytes()))
-                .map_err(|_| Error::malformed("invalid JSON string"))
-        } else {
-            Ok(Cow::Borrowed(raw))
+            // serde_json checks the escapes (a bad one, or a lone surrogate, fails).
+            self.unescape(span)?;
         }
+        Ok(span)
+    }
+
+    /// The unescaped bytes of a string with escapes.
+    fn unescape(&self, span: Span) -> Result<Vec<u8>> {
+        let quoted = &self.bytes[span.start - 1..span.end + 1];
+        serde_json::from_slice::<String>(quoted)
+            .map(String::into_bytes)
+            .map_err(|_| Error::malformed("invalid JSON string"))
     }
 }
 
@@ -314,42 +387,40 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
-/// JSON's number grammar (RFC 8259 §6): `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
-fn is_number(t: &[u8]) -> bool {
-    fn digits(t: &[u8], i: &mut usize) -> usize {
-        let start = *i;
-        while t.get(*i).is_some_and(u8::is_ascii_digit) {
-            *i += 1;
+/// The member names of one object so far.
+#[derive(Default)]
+struct Seen {
+    /// Spans of the first names that had no escapes.
+    inline: [(usize, usize); INLINE_NAMES],
+    count: usize,
+    /// Every name, once there are more than fit inline or one had escapes.
+    set: Option<HashSet<Vec<u8>>>,
+}
+
+impl Seen {
+    /// Records a name without escapes; true if the object already had it.
+    #[inline]
+    fn insert_span(&mut self, doc: &[u8], start: usize, end: usize) -> bool {
+        if self.set.is_none() && self.count < INLINE_NAMES {
+            let name = &doc[start..end];
+            let dup = self.inline[..self.count]
+                .iter()
+                .any(|&(s, e)| same(&doc[s..e], name));
+            self.inline[self.count] = (start, end);
+            self.count += 1;
+            return dup;
         }
-        *i - start
+        self.insert_owned(doc, doc[start..end].to_vec())
     }
-    let mut i = 0;
-    if t.first() == Some(&b'-') {
-        i += 1;
+
+    /// Records a name by value; true if the object already had it.
+    fn insert_owned(&mut self, doc: &[u8], name: Vec<u8>) -> bool {
+        let inline = &self.inline[..self.count];
+        let set = self
+            .set
+            .get_or_insert_with(|| inline.iter().map(|&(s, e)| doc[s..e].to_vec()).collect());
+        !set.insert(name)
     }
-    match t.get(i) {
-        Some(b'0') => i += 1,
-        Some(b'1'..=b'9') => {
-            digits(t, &mut i);
-        }
-        _ => return false,
-    }
-    if t.get(i) == Some(&b'.') {
-        i += 1;
-        if digits(t, &mut i) == 0 {
-            return false;
-        }
-    }
-    if let Some(b'e' | b'E') = t.get(i) {
-        i += 1;
-        if let Some(b'+' | b'-') = t.get(i) {
-            i += 1;
-        }
-        if digits(t, &mut i) == 0 {
-            return false;
-        }
-    }
-    i == t.len()
 }
 
 fn truncate(s: &str) -> &str {
@@ -397,5 +468,127 @@ mod tests {
         assert!(!ok(r#"{"a" 1}"#));
         assert!(!ok("\"abc"));
         assert!(!ok(""));
+    }
+
+    /// Whether serde_json parses `doc`, and it has no repeated names in any object,
+    /// nor nests deeper than 4: what `check(doc, 4)` must accept, exactly. `None` for
+    /// a number too large for an f64, which is JSON (the check accepts it) that
+    /// serde_json refuses only when it is read as a number (skipped members pass).
+    fn reference(doc: &[u8]) -> Option<bool> {
+        fn fine(v: &serde_json::Value, depth: usize) -> bool {
+            match v {
+                serde_json::Value::Array(a) => depth < 4 && a.iter().all(|v| fine(v, depth + 1)),
+                serde_json::Value::Object(o) => depth < 4 && o.values().all(|v| fine(v, depth + 1)),
+                _ => true,
+            }
+        }
+        // serde_json keeps the last of repeated names: count the names it saw by
+        // parsing every object as a list of pairs instead.
+        fn no_repeats(doc: &[u8]) -> bool {
+            struct Pairs(bool);
+            impl<'de> serde::Deserialize<'de> for Pairs {
+                fn deserialize<D: serde::Deserializer<'de>>(
+                    d: D,
+                ) -> std::result::Result<Self, D::Error> {
+                    struct V;
+                    impl<'de> serde::de::Visitor<'de> for V {
+                        type Value = Pairs;
+                        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                            f.write_str("JSON")
+                        }
+                        fn visit_map<A: serde::de::MapAccess<'de>>(
+                            self,
+                            mut m: A,
+                        ) -> std::result::Result<Pairs, A::Error> {
+                            let mut names = HashSet::new();
+                            let mut ok = true;
+                            while let Some((k, v)) = m.next_entry::<String, Pairs>()? {
+                                ok &= names.insert(k) && v.0;
+                            }
+                            Ok(Pairs(ok))
+                        }
+                        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                            self,
+                            mut s: A,
+                        ) -> std::result::Result<Pairs, A::Error> {
+                            let mut ok = true;
+                            while let Some(v) = s.next_element::<Pairs>()? {
+                                ok &= v.0;
+                            }
+                            Ok(Pairs(ok))
+                        }
+                        fn visit_bool<E>(self, _: bool) -> std::result::Result<Pairs, E> {
+                            Ok(Pairs(true))
+                        }
+                        fn visit_i64<E>(self, _: i64) -> std::result::Result<Pairs, E> {
+                            Ok(Pairs(true))
+                        }
+                        fn visit_u64<E>(self, _: u64) -> std::result::Result<Pairs, E> {
+                            Ok(Pairs(true))
+                        }
+                        fn visit_f64<E>(self, _: f64) -> std::result::Result<Pairs, E> {
+                            Ok(Pairs(true))
+                        }
+                        fn visit_str<E>(self, _: &str) -> std::result::Result<Pairs, E> {
+                            Ok(Pairs(true))
+                        }
+                        fn visit_unit<E>(self) -> std::result::Result<Pairs, E> {
+                            Ok(Pairs(true))
+                        }
+                    }
+                    d.deserialize_any(V)
+                }
+            }
+            serde_json::from_slice::<Pairs>(doc).is_ok_and(|p| p.0)
+        }
+        match serde_json::from_slice::<serde_json::Value>(doc) {
+            Err(e) if e.to_string().contains("number out of range") => None,
+            v => Some(v.is_ok_and(|v| fine(&v, 0)) && no_repeats(doc)),
+        }
+    }
+
+    #[test]
+    fn accepts_exactly_what_serde_json_parses_without_repeats_or_depth() {
+        let seeds: [&[u8]; 8] = [
+            br#"{"iss":"https://a.example","sub":"ada","aud":["x","y"],"exp":1700000000,"n":-1.5e+3}"#,
+            br#"{"alg":"HS256","typ":"JWT","kid":"k\u00e9\n1"}"#,
+            br#" [ true , false , null , 0 , -0.0 , 1E9 , "" , {} , [] ] "#,
+            r#"{"a":{"b":{"c":[1]}},"\u0061x":"\ud83d\ude00","e":"é"}"#.as_bytes(),
+            br#"{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11,"l":12,"m":13,"a2":0}"#,
+            b"\"plain\"",
+            b"12",
+            br#"{"x":"a\"b\\c\/d\b\f\n\r\t"}"#,
+        ];
+        // Every single-byte change and deletion of each seed, over bytes that matter
+        // to JSON's grammar.
+        let bytes = b"\"\\{}[]:,.-+eE0123456789tfnu aA\x00\x1f\x7f\xc3\xff";
+        let mut checked = 0;
+        for seed in seeds {
+            let mut docs = vec![seed.to_vec()];
+            for i in 0..seed.len() {
+                let mut d = seed.to_vec();
+                d.remove(i);
+                docs.push(d);
+                for &b in bytes {
+                    let mut d = seed.to_vec();
+                    d[i] = b;
+                    docs.push(d);
+                    let mut d = seed.to_vec();
+                    d.insert(i, b);
+                    docs.push(d);
+                }
+            }
+            for d in docs {
+                let Some(want) = reference(&d) else { continue };
+                assert_eq!(
+                    check(&d, 4).is_ok(),
+                    want,
+                    "{:?}",
+                    String::from_utf8_lossy(&d)
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 10_000);
     }
 }

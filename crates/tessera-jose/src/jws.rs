@@ -6,9 +6,6 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-use serde::de::IgnoredAny;
-
 use crate::alg::Algorithm;
 use crate::b64;
 use crate::error::{Error, ErrorKind, Result};
@@ -166,7 +163,7 @@ pub fn sign(header: &Header, payload: &[u8], key: &Jwk) -> Result<String> {
 pub struct Unverified<'a> {
     signing_input: &'a str,
     payload_b64: &'a str,
-    signature: Vec<u8>,
+    signature: Signature,
     header_json: Vec<u8>,
     header: Header,
     max_depth: usize,
@@ -196,22 +193,91 @@ impl Verified {
     }
 }
 
-#[derive(Deserialize)]
-struct RawHeader<'a> {
-    #[serde(borrow)]
-    alg: Cow<'a, str>,
-    #[serde(borrow, default)]
-    typ: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    cty: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    kid: Option<Cow<'a, str>>,
-    #[serde(default)]
-    crit: Option<IgnoredAny>,
-    #[serde(default)]
-    b64: Option<bool>,
-    #[serde(default)]
-    zip: Option<IgnoredAny>,
+/// A decoded signature: on the stack up to the longest fixed-size one (ECDSA P-521,
+/// 132 bytes), longer (RSA) ones on the heap.
+#[derive(Debug)]
+enum Signature {
+    Inline { len: usize, bytes: [u8; 132] },
+    Heap(Vec<u8>),
+}
+
+impl Signature {
+    fn decode(text: &str) -> Result<Self> {
+        const WHAT: &str = "the JWS signature";
+        let mut bytes = [0u8; 132];
+        match b64::decode_to(text.as_bytes(), &mut bytes, WHAT)? {
+            Some(sig) => Ok(Self::Inline {
+                len: sig.len(),
+                bytes,
+            }),
+            None => b64::decode(text, WHAT).map(Self::Heap),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..*len],
+            Self::Heap(v) => v,
+        }
+    }
+}
+
+/// The JOSE header members [`parse_header`] reads, by index.
+const HEADER_MEMBERS: [&str; 7] = ["alg", "typ", "cty", "kid", "crit", "b64", "zip"];
+
+/// Reads a JWS protected header: strict JSON (no duplicate names, bounded depth), an
+/// object whose `alg`, `typ`, `cty` and `kid` are strings (`null` counts as absent,
+/// except for `alg`, which is required) and whose `b64`, if present, is a boolean. A
+/// `crit` or `zip` member in any form, or `b64: false`, which nothing here
+/// understands, refuses the token.
+fn parse_header(header_json: &[u8], max_depth: usize) -> Result<Header> {
+    let bad = |what: &str| Error::malformed(format!("invalid JWS header: {what}"));
+    let Some(m) = json::check_members(json::utf8(header_json)?, max_depth, &HEADER_MEMBERS)? else {
+        return Err(bad("not a JSON object"));
+    };
+    fn text(raw: Option<&str>) -> Result<Option<Cow<'_, str>>> {
+        json::opt_str(raw)
+            .map_err(|e| Error::malformed(format!("invalid JWS header: {}", json::clean(&e))))
+    }
+    let alg = text(m[0])?.ok_or_else(|| bad("missing field `alg`"))?;
+    let (typ, cty, kid) = (text(m[1])?, text(m[2])?, text(m[3])?);
+    let b64 = match m[5] {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => return Err(bad("b64 is not a boolean")),
+    };
+    if m[4].is_some() {
+        return Err(Error::new(
+            ErrorKind::UnsupportedHeader,
+            "the token names critical header extensions (crit), and none are understood",
+        ));
+    }
+    if b64 == Some(false) {
+        return Err(Error::new(
+            ErrorKind::UnsupportedHeader,
+            "unencoded payloads (b64: false) are refused",
+        ));
+    }
+    if m[6].is_some() {
+        return Err(Error::new(
+            ErrorKind::UnsupportedHeader,
+            "zip is not a JWS header parameter",
+        ));
+    }
+    if alg.eq_ignore_ascii_case("none") {
+        return Err(Error::new(
+            ErrorKind::AlgorithmNotAllowed,
+            "unsecured tokens (alg: none) are never accepted",
+        ));
+    }
+    Ok(Header {
+        alg: alg.parse()?,
+        typ: typ.map(Cow::into_owned),
+        cty: cty.map(Cow::into_owned),
+        kid: kid.map(Cow::into_owned),
+        extra: BTreeMap::new(),
+    })
 }
 
 impl<'a> Unverified<'a> {
@@ -237,43 +303,10 @@ impl<'a> Unverified<'a> {
         }
         let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
         let header_json = b64::decode(header_b64, "the JWS header")?;
-        let raw: RawHeader<'_> =
-            json::from_slice(&header_json, policy.max_depth, "invalid JWS header")?;
-        if raw.crit.is_some() {
-            return Err(Error::new(
-                ErrorKind::UnsupportedHeader,
-                "the token names critical header extensions (crit), and none are understood",
-            ));
-        }
-        if raw.b64 == Some(false) {
-            return Err(Error::new(
-                ErrorKind::UnsupportedHeader,
-                "unencoded payloads (b64: false) are refused",
-            ));
-        }
-        if raw.zip.is_some() {
-            return Err(Error::new(
-                ErrorKind::UnsupportedHeader,
-                "zip is not a JWS header parameter",
-            ));
-        }
-        if raw.alg == "none" || raw.alg.eq_ignore_ascii_case("none") {
-            return Err(Error::new(
-                ErrorKind::AlgorithmNotAllowed,
-                "unsecured tokens (alg: none) are never accepted",
-            ));
-        }
-        let alg: Algorithm = raw.alg.parse()?;
-        let header = Header {
-            alg,
-            typ: raw.typ.map(Cow::into_owned),
-            cty: raw.cty.map(Cow::into_owned),
-            kid: raw.kid.map(Cow::into_owned),
-            extra: BTreeMap::new(),
-        };
-        let signature = b64::decode(sig_b64, "the JWS signature")?;
+        let header = parse_header(&header_json, policy.max_depth)?;
+        let signature = Signature::decode(sig_b64)?;
         // Validate the payload's encoding now so that no later step sees bad input.
-        if payload_b64.len() % 4 == 1 {
+        if b64::decoded_len(payload_b64.len()).is_none() {
             return Err(Error::malformed(
                 "the JWS payload is not canonical base64url",
             ));
@@ -317,7 +350,11 @@ impl<'a> Unverified<'a> {
             ));
         }
         let key = keys.select(self.header.kid.as_deref(), &|k: &Jwk| k.fits(alg))?;
-        key.verify_raw(alg, self.signing_input.as_bytes(), &self.signature)?;
+        key.verify_raw(
+            alg,
+            self.signing_input.as_bytes(),
+            self.signature.as_slice(),
+        )?;
         b64::decode(self.payload_b64, "the JWS payload")
     }
 
@@ -405,6 +442,54 @@ mod tests {
                 .kind(),
             ErrorKind::TooLarge
         );
+    }
+
+    #[test]
+    fn the_header_is_an_object_with_typed_members() {
+        let key = hs_key();
+        let with_header = |h: &str| {
+            let input = format!("{}.{}", b64::encode(h), b64::encode("{}"));
+            let sig = key.sign_raw(Algorithm::HS256, input.as_bytes()).unwrap();
+            format!("{input}.{}", b64::encode(sig))
+        };
+        let kind = |h: &str| {
+            verify(&with_header(h), &key, &Policy::new())
+                .map(|v| v.header().clone())
+                .map_err(|e| e.kind())
+        };
+        // Escapes are read; null is absent.
+        let h = kind(r#"{"alg":"\u0048S256","kid":"k\n","typ":null}"#).unwrap();
+        assert_eq!(
+            (h.alg, h.kid.as_deref(), h.typ),
+            (Algorithm::HS256, Some("k\n"), None)
+        );
+        for (header, want) in [
+            (r#"["HS256"]"#, ErrorKind::Malformed),
+            (r#""HS256""#, ErrorKind::Malformed),
+            (r#"{"typ":"JWT"}"#, ErrorKind::Malformed),
+            (r#"{"alg":null}"#, ErrorKind::Malformed),
+            (r#"{"alg":"HS256","typ":5}"#, ErrorKind::Malformed),
+            (r#"{"alg":"HS256","kid":["a"]}"#, ErrorKind::Malformed),
+            (r#"{"alg":"HS256","b64":"false"}"#, ErrorKind::Malformed),
+            (r#"{"alg":"HS256","b64":null}"#, ErrorKind::Malformed),
+            (r#"{"alg":"HS256","alg":"HS256"}"#, ErrorKind::Malformed),
+            (
+                r#"{"alg":"HS256","crit":null}"#,
+                ErrorKind::UnsupportedHeader,
+            ),
+            (
+                r#"{"alg":"HS256","zip":"DEF"}"#,
+                ErrorKind::UnsupportedHeader,
+            ),
+            (
+                r#"{"alg":"HS256","b64":false}"#,
+                ErrorKind::UnsupportedHeader,
+            ),
+            (r#"{"alg":"n\u006fne"}"#, ErrorKind::AlgorithmNotAllowed),
+        ] {
+            assert_eq!(kind(header).unwrap_err(), want, "{header}");
+        }
+        assert!(kind(r#"{"alg":"HS256","b64":true}"#).is_ok());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::alg::Algorithm;
 use crate::error::{Error, ErrorKind, Result};
-use crate::json;
+use crate::json::{self, CowStr};
 use crate::jwk::{Jwk, KeySource};
 use crate::jws::{self, Header, Policy, Unverified};
 
@@ -417,10 +417,12 @@ pub fn decode_at<T: DeserializeOwned>(
 ) -> Result<TokenData<T>> {
     let unverified = Unverified::parse(token, &validation.policy)?;
     let payload = unverified.verify_payload(keys, &validation.policy)?;
-    let reg = Registered::parse(&payload, unverified.max_depth())?;
+    let text = json::utf8(&payload)?;
+    let reg = Registered::parse(text, unverified.max_depth())?;
     let header = unverified.into_header();
     validation.validate(&header, &reg, &payload, now)?;
-    let claims = serde_json::from_slice(&payload)
+    // From the text checked above: serde_json need not check each string's UTF-8 again.
+    let claims = serde_json::from_str(text)
         .map_err(|e| Error::malformed(format!("invalid claims: {}", json::clean(&e))))?;
     Ok(TokenData { header, claims })
 }
@@ -491,7 +493,8 @@ impl<'a> Registered<'a> {
     /// refused with the same kind, but without a second pass over the whole payload:
     /// the strict check leaves serde_json nothing to refuse outside the registered
     /// members, so only their values are parsed.
-    fn parse(payload: &'a [u8], max_depth: usize) -> Result<Self> {
+    fn parse(text: &'a str, max_depth: usize) -> Result<Self> {
+        let payload = text.as_bytes();
         const NAMES: [&str; 7] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
         let bad =
             |e: serde_json::Error| Error::malformed(format!("invalid claims: {}", json::clean(&e)));
@@ -500,37 +503,29 @@ impl<'a> Registered<'a> {
             json::check(payload, max_depth)?;
             return serde_json::from_slice(payload).map_err(bad);
         }
-        let Some(m) = json::check_members(payload, max_depth, &NAMES)? else {
+        let Some(m) = json::check_members(text, max_depth, &NAMES)? else {
             // Not an object: serde's own rules for structs decide (an array is read
             // by position), as before.
             return serde_json::from_slice(payload).map_err(bad);
         };
         fn member<'a, T: Deserialize<'a>>(
-            raw: Option<&'a [u8]>,
+            raw: Option<&'a str>,
         ) -> std::result::Result<Option<T>, serde_json::Error> {
-            raw.map(serde_json::from_slice).transpose()
+            raw.map(serde_json::from_str).transpose()
         }
         // The common shapes are read directly, to the value serde_json would give:
-        // a string without escapes (the check found it UTF-8, without control
-        // characters) borrows its text; an integer of at most 18 digits is an i64.
-        fn plain_str(raw: Option<&[u8]>) -> Option<&str> {
-            match raw? {
-                [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => {
-                    std::str::from_utf8(inner).ok()
-                }
-                _ => None,
-            }
-        }
+        // a string without escapes borrows its text; an integer of at most 18 digits
+        // is an i64.
         fn string<'a>(
-            raw: Option<&'a [u8]>,
+            raw: Option<&'a str>,
         ) -> std::result::Result<Option<Cow<'a, str>>, serde_json::Error> {
-            match plain_str(raw) {
+            match raw.and_then(json::plain_str) {
                 Some(s) => Ok(Some(Cow::Borrowed(s))),
                 None => Ok(member::<CowStr<'a>>(raw)?.map(|c| c.0)),
             }
         }
-        fn date(raw: Option<&[u8]>) -> std::result::Result<Option<NumericDate>, serde_json::Error> {
-            if let Some(t) = raw {
+        fn date(raw: Option<&str>) -> std::result::Result<Option<NumericDate>, serde_json::Error> {
+            if let Some(t) = raw.map(str::as_bytes) {
                 let digits = t.strip_prefix(b"-").unwrap_or(t);
                 if !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit)
                 {
@@ -543,7 +538,7 @@ impl<'a> Registered<'a> {
             }
             member(raw)
         }
-        let aud = match plain_str(m[2]) {
+        let aud = match m[2].and_then(json::plain_str) {
             Some(a) => Some(AudRef::One(Cow::Borrowed(a))),
             None => member(m[2]).map_err(bad)?,
         };
@@ -607,16 +602,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for AudRef<'a> {
             }
         }
         d.deserialize_any(V)
-    }
-}
-
-struct CowStr<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct W<'a>(#[serde(borrow)] Cow<'a, str>);
-        W::deserialize(d).map(|w| CowStr(w.0))
     }
 }
 
