@@ -12,6 +12,11 @@ use crate::error::{Error, Result};
 /// Default limit on how deep objects and arrays may nest.
 pub(crate) const DEFAULT_MAX_DEPTH: usize = 32;
 
+/// The deepest nesting ever scanned, whatever the caller allows: serde_json refuses
+/// deeper documents anyway, and the scanner recurses once per level, so a larger limit
+/// would let a 64 KiB token of `[` overflow the stack.
+pub(crate) const DEPTH_CAP: usize = 128;
+
 /// Member names per object compared on the stack before spilling to the heap.
 const INLINE_NAMES: usize = 12;
 
@@ -144,7 +149,7 @@ impl<'a> Scanner<'a> {
         Self {
             bytes,
             pos: 0,
-            max_depth,
+            max_depth: max_depth.min(DEPTH_CAP),
             names: &names[..names.len().min(MAX_NAMES)],
             found: [None; MAX_NAMES],
         }

@@ -132,7 +132,8 @@ impl Policy {
         self
     }
 
-    /// The deepest JSON nesting accepted in header and payload.
+    /// The deepest JSON nesting accepted in header and payload; never more than 128
+    /// levels (serde_json's own limit), whatever is asked.
     pub fn max_depth(mut self, depth: usize) -> Self {
         self.max_depth = depth;
         self

@@ -250,7 +250,8 @@ impl Validation {
         self
     }
 
-    /// The deepest JSON nesting accepted.
+    /// The deepest JSON nesting accepted; never more than 128 levels (serde_json's own
+    /// limit), whatever is asked.
     pub fn max_depth(mut self, depth: usize) -> Self {
         self.policy = self.policy.max_depth(depth);
         self

@@ -990,3 +990,31 @@ mod jwe_defaults {
         assert!(jwe::decrypt(&t, &set, &Decrypter::new()).is_ok());
     }
 }
+
+/// However deep the caller allows JSON to nest, a deeply nested token is refused with an
+/// error, not a stack overflow: nesting stops at serde_json's own limit (128 levels).
+#[test]
+fn deep_nesting_is_refused_even_when_the_limit_is_raised() {
+    let key = Jwk::from_secret([7u8; 32]).unwrap();
+    let depth = 60_000;
+    let payload = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let token = jws::sign(&Header::new(Algorithm::HS256), payload.as_bytes(), &key).unwrap();
+    for limit in [64, 1_000, usize::MAX] {
+        let v = Validation::new()
+            .max_depth(limit)
+            .max_size(1 << 20)
+            .allow_missing_exp();
+        let err = jwt::decode::<serde_json::Value>(&token, &key, &v).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Malformed, "limit {limit}");
+    }
+    // The header too.
+    let header = format!(
+        "{{\"alg\":\"HS256\",\"x\":{}{}}}",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let token = format!("{}.{}.AAAA", b64(header), b64("{}"));
+    let policy = Policy::new().max_depth(usize::MAX).max_size(1 << 20);
+    let err = jws::verify(&token, &key, &policy).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Malformed);
+}
