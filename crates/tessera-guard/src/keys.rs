@@ -6,7 +6,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::{Request, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -108,7 +108,11 @@ impl std::error::Error for ConfigError {}
 ///   instead of starting their own.
 /// - The set is refreshed in the background when older than `max_age` (default
 ///   5 min), so a key withdrawn by the provider stops verifying; the old set keeps
-///   serving until the new one arrives, and a failed refresh keeps the old set.
+///   serving until the new one arrives, and a failed refresh keeps the old set. A
+///   provider that says its set goes stale sooner (`Cache-Control: max-age`, less any
+///   `Age`; `no-cache` and `no-store` count as 0) is refreshed that much sooner, but
+///   never more often than once per cooldown; a longer `max-age` does not stretch
+///   `max_age`.
 /// - Each fetch has a timeout (default 5 s) and a body limit (default 256 KiB);
 ///   redirects are not followed. Symmetric (`oct`) keys and private members in a
 ///   fetched set are dropped: a published secret would let anyone forge tokens.
@@ -149,6 +153,9 @@ struct State {
     last_forced: AtomicI64,
     /// When the next background refresh may start.
     next_refresh: AtomicI64,
+    /// How long the last fetched set stays fresh, in seconds (from `max_age` and the
+    /// answer's Cache-Control).
+    fresh_for: AtomicI64,
     refreshing: AtomicBool,
     fetches: AtomicU64,
 }
@@ -205,6 +212,7 @@ impl RemoteJwks {
                 fetching: AtomicBool::new(false),
                 last_forced: AtomicI64::new(NEVER),
                 next_refresh: AtomicI64::new(NEVER),
+                fresh_for: AtomicI64::new(300),
                 refreshing: AtomicBool::new(false),
                 fetches: AtomicU64::new(0),
             }),
@@ -254,7 +262,7 @@ impl RemoteJwks {
     /// Fetches the set now (at startup, to fail fast), whatever the cooldown.
     pub async fn fetch_now(&self) -> Result<(), ConfigError> {
         let _lock = self.state.fetch_lock.lock().await;
-        self.fetch_and_swap().await.map_err(ConfigError)
+        self.fetch_and_swap().await.map(drop).map_err(ConfigError)
     }
 
     pub(crate) fn snapshot(&self) -> Option<Snapshot> {
@@ -307,9 +315,9 @@ impl RemoteJwks {
         let result = self.fetch_and_swap().await;
         st.fetching.store(false, Ordering::SeqCst);
         match result {
-            Ok(()) => {
+            Ok(fresh_for) => {
                 st.next_refresh
-                    .store(now.saturating_add(self.max_age), Ordering::SeqCst);
+                    .store(now.saturating_add(fresh_for), Ordering::SeqCst);
                 self.snapshot()
             }
             Err(e) => {
@@ -331,7 +339,7 @@ impl RemoteJwks {
             // First look after a fetch that did not know the time (`fetch_now`).
             let _ = st.next_refresh.compare_exchange(
                 NEVER,
-                now.saturating_add(self.max_age),
+                now.saturating_add(st.fresh_for.load(Ordering::SeqCst)),
                 Ordering::SeqCst,
                 Ordering::SeqCst,
             );
@@ -352,7 +360,7 @@ impl RemoteJwks {
                 this.fetch_and_swap().await
             };
             let next = match result {
-                Ok(()) => this.max_age,
+                Ok(fresh_for) => fresh_for,
                 Err(e) => {
                     tracing::warn!(url = %this.url, error = %e, "JWKS background refresh failed; keeping the cached keys");
                     this.cooldown.max(1)
@@ -364,9 +372,12 @@ impl RemoteJwks {
         });
     }
 
-    /// Fetches and installs a new set. The caller holds `fetch_lock`.
-    async fn fetch_and_swap(&self) -> Result<(), String> {
-        let set = self.fetch().await?;
+    /// Fetches and installs a new set; how long it stays fresh, in seconds. The
+    /// caller holds `fetch_lock`.
+    async fn fetch_and_swap(&self) -> Result<i64, String> {
+        let (set, cache_for) = self.fetch().await?;
+        let floor = self.cooldown.max(1);
+        let fresh_for = cache_for.map_or(self.max_age, |n| n.clamp(floor, self.max_age.max(floor)));
         let st = &self.state;
         let generation = st.generation.load(Ordering::SeqCst) + 1;
         *st.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Snapshot {
@@ -374,20 +385,22 @@ impl RemoteJwks {
             generation,
         });
         st.generation.store(generation, Ordering::SeqCst);
-        Ok(())
+        st.fresh_for.store(fresh_for, Ordering::SeqCst);
+        Ok(fresh_for)
     }
 
-    async fn fetch(&self) -> Result<JwkSet, String> {
+    async fn fetch(&self) -> Result<(JwkSet, Option<i64>), String> {
         self.state.fetches.fetch_add(1, Ordering::SeqCst);
-        let body = tokio::time::timeout(self.timeout, self.fetch_body())
+        let (body, cache_for) = tokio::time::timeout(self.timeout, self.fetch_body())
             .await
             .map_err(|_| format!("no answer within {:?}", self.timeout))??;
         let set = JwkSet::from_json(&body).map_err(|e| format!("invalid JWKS: {e}"))?;
         // Public halves of asymmetric keys only: see the type's docs.
-        Ok(set.to_public())
+        Ok((set.to_public(), cache_for))
     }
 
-    async fn fetch_body(&self) -> Result<Bytes, String> {
+    /// The body, and how long the answer says it stays fresh (seconds), if it says.
+    async fn fetch_body(&self) -> Result<(Bytes, Option<i64>), String> {
         let req = Request::get(self.url.clone())
             .header(header::ACCEPT, "application/json")
             .header(
@@ -414,6 +427,7 @@ impl RemoteJwks {
         if declared.is_some_and(|n| n > self.max_bytes as u64) {
             return Err(too_large());
         }
+        let cache_for = freshness(res.headers());
         let collected = Limited::new(res.into_body(), self.max_bytes)
             .collect()
             .await
@@ -424,8 +438,33 @@ impl RemoteJwks {
                     format!("reading the JWKS failed: {e}")
                 }
             })?;
-        Ok(collected.to_bytes())
+        Ok((collected.to_bytes(), cache_for))
     }
+}
+
+/// How long an answer stays fresh by its `Cache-Control` (RFC 9111 §5.2.2: `max-age`,
+/// less `Age`; `no-cache` and `no-store` mean it is stale at once), in seconds; `None`
+/// when it does not say (or says it unreadably).
+fn freshness(headers: &HeaderMap) -> Option<i64> {
+    let mut max_age = None;
+    for value in headers.get_all(header::CACHE_CONTROL) {
+        for directive in value.to_str().ok()?.split(',') {
+            let directive = directive.trim();
+            let (name, arg) = directive.split_once('=').unwrap_or((directive, ""));
+            if name.eq_ignore_ascii_case("no-cache") || name.eq_ignore_ascii_case("no-store") {
+                return Some(0);
+            }
+            if name.eq_ignore_ascii_case("max-age") {
+                max_age = Some(arg.trim_matches('"').parse::<i64>().ok()?);
+            }
+        }
+    }
+    let age = headers
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0);
+    max_age.map(|m| m.saturating_sub(age).max(0))
 }
 
 impl std::fmt::Debug for RemoteJwks {
@@ -442,4 +481,43 @@ impl std::fmt::Debug for RemoteJwks {
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh(pairs: &[(&'static str, &'static str)]) -> Option<i64> {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        freshness(&h)
+    }
+
+    #[test]
+    fn freshness_reads_cache_control_and_age() {
+        assert_eq!(fresh(&[]), None);
+        assert_eq!(fresh(&[("cache-control", "public")]), None);
+        assert_eq!(fresh(&[("cache-control", "public, max-age=60")]), Some(60));
+        assert_eq!(fresh(&[("cache-control", "Max-Age=\"90\"")]), Some(90));
+        assert_eq!(
+            fresh(&[("cache-control", "max-age=60"), ("age", "15")]),
+            Some(45)
+        );
+        assert_eq!(
+            fresh(&[("cache-control", "max-age=60"), ("age", "600")]),
+            Some(0)
+        );
+        assert_eq!(
+            fresh(&[("cache-control", "max-age=600, no-cache")]),
+            Some(0)
+        );
+        assert_eq!(
+            fresh(&[("cache-control", "public"), ("cache-control", "no-store")]),
+            Some(0)
+        );
+        assert_eq!(fresh(&[("cache-control", "max-age=soon")]), None);
+        assert_eq!(fresh(&[("cache-control", "max-age=-5")]), Some(0));
+    }
 }

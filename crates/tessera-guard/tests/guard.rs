@@ -613,6 +613,7 @@ struct Idp {
     jwks: Arc<Mutex<String>>,
     hits: Arc<AtomicUsize>,
     broken: Arc<AtomicBool>,
+    cache_control: Arc<Mutex<Option<String>>>,
 }
 
 impl Idp {
@@ -621,6 +622,7 @@ impl Idp {
             jwks: Arc::new(Mutex::new(String::new())),
             hits: Arc::new(AtomicUsize::new(0)),
             broken: Arc::new(AtomicBool::new(false)),
+            cache_control: Arc::new(Mutex::new(None)),
         };
         idp.publish(keys);
         let app = Router::new()
@@ -628,10 +630,14 @@ impl Idp {
                 "/.well-known/jwks.json",
                 get(|State(idp): State<Idp>| async move {
                     idp.hits.fetch_add(1, Ordering::SeqCst);
-                    if idp.broken.load(Ordering::SeqCst) {
-                        return (StatusCode::INTERNAL_SERVER_ERROR, String::new());
+                    let mut headers = axum::http::HeaderMap::new();
+                    if let Some(cc) = idp.cache_control.lock().unwrap().clone() {
+                        headers.insert("cache-control", cc.parse().unwrap());
                     }
-                    (StatusCode::OK, idp.jwks.lock().unwrap().clone())
+                    if idp.broken.load(Ordering::SeqCst) {
+                        return (StatusCode::INTERNAL_SERVER_ERROR, headers, String::new());
+                    }
+                    (StatusCode::OK, headers, idp.jwks.lock().unwrap().clone())
                 }),
             )
             .with_state(idp.clone());
@@ -868,6 +874,62 @@ async fn a_stale_jwks_is_refreshed_in_the_background_and_withdrawn_keys_stop_wor
     assert_eq!(idp.hits(), 2);
     let e = guard.verify(&t1).await.unwrap_err();
     assert_eq!(e.jose_kind(), Some(ErrorKind::KeyNotFound));
+}
+
+/// Waits (for the count, not for time) until the background refresh has fetched
+/// `hits` times in all, or a few seconds have gone by.
+async fn wait_for_hits(idp: &Idp, hits: usize) {
+    for _ in 0..500 {
+        if idp.hits() >= hits {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_providers_cache_control_shortens_the_refresh_but_not_below_the_cooldown() {
+    let k1 = es256("k1");
+    let (idp, url) = Idp::start(&[&k1]).await;
+    *idp.cache_control.lock().unwrap() = Some("public, max-age=60".into());
+    let clock = TestClock::new();
+    let (guard, _) = remote_guard(&url, &clock);
+    let t1 = sign(&k1, &with(claims(), json!({"exp": T0 + 100_000})));
+    assert!(guard.verify(&t1).await.is_ok());
+    assert_eq!(idp.hits(), 1);
+    // Fresh for 60 s by the provider's word (not the default 5 min).
+    clock.advance(59);
+    assert!(guard.verify(&t1).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(idp.hits(), 1, "still fresh at 59 s");
+    clock.advance(2);
+    assert!(guard.verify(&t1).await.is_ok());
+    wait_for_hits(&idp, 2).await;
+    assert_eq!(idp.hits(), 2, "stale at 61 s: refreshed");
+    // no-store: stale at once, but refreshed no more often than the cooldown (30 s).
+    *idp.cache_control.lock().unwrap() = Some("no-store".into());
+    clock.advance(61);
+    assert!(guard.verify(&t1).await.is_ok());
+    wait_for_hits(&idp, 3).await;
+    assert_eq!(idp.hits(), 3);
+    clock.advance(29);
+    assert!(guard.verify(&t1).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(idp.hits(), 3, "not within the cooldown");
+    clock.advance(2);
+    assert!(guard.verify(&t1).await.is_ok());
+    wait_for_hits(&idp, 4).await;
+    assert_eq!(idp.hits(), 4);
+    // A day's max-age does not stretch the guard's own 5 minutes.
+    *idp.cache_control.lock().unwrap() = Some("max-age=86400".into());
+    clock.advance(31);
+    assert!(guard.verify(&t1).await.is_ok());
+    wait_for_hits(&idp, 5).await;
+    assert_eq!(idp.hits(), 5);
+    clock.advance(301);
+    assert!(guard.verify(&t1).await.is_ok());
+    wait_for_hits(&idp, 6).await;
+    assert_eq!(idp.hits(), 6, "refreshed after 5 min despite max-age=86400");
 }
 
 /// Runs `n` futures made by `make` concurrently and collects their outputs.
