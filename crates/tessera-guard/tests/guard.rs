@@ -897,39 +897,34 @@ async fn the_providers_cache_control_shortens_the_refresh_but_not_below_the_cool
     let t1 = sign(&k1, &with(claims(), json!({"exp": T0 + 100_000})));
     assert!(guard.verify(&t1).await.is_ok());
     assert_eq!(idp.hits(), 1);
-    // Fresh for 60 s by the provider's word (not the default 5 min).
-    clock.advance(59);
-    assert!(guard.verify(&t1).await.is_ok());
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(idp.hits(), 1, "still fresh at 59 s");
-    clock.advance(2);
-    assert!(guard.verify(&t1).await.is_ok());
-    wait_for_hits(&idp, 2).await;
-    assert_eq!(idp.hits(), 2, "stale at 61 s: refreshed");
-    // no-store: stale at once, but refreshed no more often than the cooldown (30 s).
-    *idp.cache_control.lock().unwrap() = Some("no-store".into());
-    clock.advance(61);
-    assert!(guard.verify(&t1).await.is_ok());
-    wait_for_hits(&idp, 3).await;
-    assert_eq!(idp.hits(), 3);
-    clock.advance(29);
-    assert!(guard.verify(&t1).await.is_ok());
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(idp.hits(), 3, "not within the cooldown");
-    clock.advance(2);
-    assert!(guard.verify(&t1).await.is_ok());
-    wait_for_hits(&idp, 4).await;
-    assert_eq!(idp.hits(), 4);
-    // A day's max-age does not stretch the guard's own 5 minutes.
-    *idp.cache_control.lock().unwrap() = Some("max-age=86400".into());
-    clock.advance(31);
-    assert!(guard.verify(&t1).await.is_ok());
-    wait_for_hits(&idp, 5).await;
-    assert_eq!(idp.hits(), 5);
-    clock.advance(301);
-    assert!(guard.verify(&t1).await.is_ok());
-    wait_for_hits(&idp, 6).await;
-    assert_eq!(idp.hits(), 6, "refreshed after 5 min despite max-age=86400");
+    // (the provider's Cache-Control from now on, seconds to move the clock, the IdP's
+    // hits expected after a request at that time)
+    let steps: [(Option<&str>, i64, usize, &str); 8] = [
+        (
+            None,
+            59,
+            1,
+            "fresh for 60 s by the provider's word, not 5 min",
+        ),
+        (None, 2, 2, "stale at 61 s: refreshed"),
+        (Some("no-store"), 61, 3, "stale"),
+        (None, 29, 3, "no-store, but not within the 30 s cooldown"),
+        (None, 2, 4, "no-store, past the cooldown"),
+        (Some("max-age=86400"), 31, 5, "stale"),
+        (None, 299, 5, "a day's max-age, yet..."),
+        (None, 2, 6, "...refreshed after the guard's own 5 min"),
+    ];
+    for (cache_control, secs, hits, what) in steps {
+        if let Some(cc) = cache_control {
+            *idp.cache_control.lock().unwrap() = Some(cc.into());
+        }
+        clock.advance(secs);
+        assert!(guard.verify(&t1).await.is_ok(), "{what}");
+        wait_for_hits(&idp, hits).await;
+        // Room for a refresh that should not have happened to show.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(idp.hits(), hits, "{what}");
+    }
 }
 
 /// Runs `n` futures made by `make` concurrently and collects their outputs.
