@@ -136,14 +136,6 @@ struct Scanner<'a> {
     found: [Option<(usize, usize)>; MAX_NAMES],
 }
 
-/// A string's content, between its quotes, and whether it has escapes.
-#[derive(Clone, Copy)]
-struct Span {
-    start: usize,
-    end: usize,
-    escaped: bool,
-}
-
 impl<'a> Scanner<'a> {
     fn new(bytes: &'a [u8], max_depth: usize, names: &'a [&'a str]) -> Self {
         Self {
@@ -262,26 +254,15 @@ impl<'a> Scanner<'a> {
             self.pos += 1;
             return Ok(());
         }
-        // Objects in tokens are small: names without escapes are compared as spans of
+        // Objects in tokens are small: names without escapes are compared as slices of
         // the document (bytes: the document is UTF-8, so byte equality is string
         // equality), the first few kept on the stack; unescaped ones and the rest go
         // in a set.
         let mut seen = Seen::default();
         loop {
             self.skip_ws();
-            let key = self.string()?;
-            let duplicate = if key.escaped {
-                let unescaped = self.unescape(key)?;
-                seen.insert_owned(self.bytes, unescaped)
-            } else {
-                seen.insert_span(self.bytes, key.start, key.end)
-            };
-            if duplicate {
-                let name = if key.escaped {
-                    self.unescape(key)?
-                } else {
-                    self.bytes[key.start..key.end].to_vec()
-                };
+            let name = self.string()?;
+            if seen.insert(name.clone()) {
                 return Err(Error::malformed(format!(
                     "duplicate JSON member name {:?}",
                     truncate(&String::from_utf8_lossy(&name))
@@ -295,15 +276,10 @@ impl<'a> Scanner<'a> {
             self.skip_ws();
             let start = self.pos;
             self.value(depth)?;
-            if depth == 1 && !self.names.is_empty() {
-                let name: Cow<'_, [u8]> = if key.escaped {
-                    Cow::Owned(self.unescape(key)?)
-                } else {
-                    Cow::Borrowed(&self.bytes[key.start..key.end])
-                };
-                if let Some(i) = self.names.iter().position(|n| same(n.as_bytes(), &name)) {
-                    self.found[i] = Some((start, self.pos));
-                }
+            if depth == 1
+                && let Some(i) = self.names.iter().position(|n| same(n.as_bytes(), &name))
+            {
+                self.found[i] = Some((start, self.pos));
             }
             self.skip_ws();
             match self.peek() {
@@ -340,8 +316,9 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Scans a string: its content's span, escapes checked.
-    fn string(&mut self) -> Result<Span> {
+    /// Scans a string: its value, borrowed from the document unless it has escapes,
+    /// which serde_json checks and resolves (a bad escape or a lone surrogate fails).
+    fn string(&mut self) -> Result<Cow<'a, [u8]>> {
         let b = self.bytes;
         if b.get(self.pos) != Some(&b'"') {
             return Err(Error::malformed("invalid JSON"));
@@ -364,23 +341,11 @@ impl<'a> Scanner<'a> {
             }
         }
         self.pos = i + 1;
-        let span = Span {
-            start,
-            end: i,
-            escaped,
-        };
-        if escaped {
-            // serde_json checks the escapes (a bad one, or a lone surrogate, fails).
-            self.unescape(span)?;
+        if !escaped {
+            return Ok(Cow::Borrowed(&b[start..i]));
         }
-        Ok(span)
-    }
-
-    /// The unescaped bytes of a string with escapes.
-    fn unescape(&self, span: Span) -> Result<Vec<u8>> {
-        let quoted = &self.bytes[span.start - 1..span.end + 1];
-        serde_json::from_slice::<String>(quoted)
-            .map(String::into_bytes)
+        serde_json::from_slice::<String>(&b[start - 1..=i])
+            .map(|s| Cow::Owned(s.into_bytes()))
             .map_err(|_| Error::malformed("invalid JSON string"))
     }
 }
@@ -394,36 +359,30 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 /// The member names of one object so far.
 #[derive(Default)]
-struct Seen {
-    /// Spans of the first names that had no escapes.
-    inline: [(usize, usize); INLINE_NAMES],
+struct Seen<'a> {
+    /// The first names that had no escapes.
+    inline: [&'a [u8]; INLINE_NAMES],
     count: usize,
     /// Every name, once there are more than fit inline or one had escapes.
-    set: Option<HashSet<Vec<u8>>>,
+    set: Option<HashSet<Cow<'a, [u8]>>>,
 }
 
-impl Seen {
-    /// Records a name without escapes; true if the object already had it.
+impl<'a> Seen<'a> {
+    /// Records `name`; true if the object already had it.
     #[inline]
-    fn insert_span(&mut self, doc: &[u8], start: usize, end: usize) -> bool {
-        if self.set.is_none() && self.count < INLINE_NAMES {
-            let name = &doc[start..end];
-            let dup = self.inline[..self.count]
-                .iter()
-                .any(|&(s, e)| same(&doc[s..e], name));
-            self.inline[self.count] = (start, end);
+    fn insert(&mut self, name: Cow<'a, [u8]>) -> bool {
+        if let (None, Cow::Borrowed(n)) = (&self.set, &name)
+            && self.count < INLINE_NAMES
+        {
+            let dup = self.inline[..self.count].iter().any(|k| same(k, n));
+            self.inline[self.count] = n;
             self.count += 1;
             return dup;
         }
-        self.insert_owned(doc, doc[start..end].to_vec())
-    }
-
-    /// Records a name by value; true if the object already had it.
-    fn insert_owned(&mut self, doc: &[u8], name: Vec<u8>) -> bool {
         let inline = &self.inline[..self.count];
         let set = self
             .set
-            .get_or_insert_with(|| inline.iter().map(|&(s, e)| doc[s..e].to_vec()).collect());
+            .get_or_insert_with(|| inline.iter().map(|n| Cow::Borrowed(*n)).collect());
         !set.insert(name)
     }
 }
