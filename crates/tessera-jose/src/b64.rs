@@ -170,13 +170,23 @@ mod tests {
             assert!(texts.len() > start);
         }
         for t in texts.clone() {
-            for prefix in [&b""[..], b"AAAA", b"ab-_cd01"] {
+            // The text at the end (the partial group), and in front of valid groups of
+            // four and eight (the bodies decoded four and eight characters at a time).
+            for (prefix, suffix) in [
+                (&b""[..], &b""[..]),
+                (b"AAAA", b""),
+                (b"ab-_cd01", b""),
+                (b"", b"AAAA"),
+                (b"", b"ab-_cd01"),
+                (b"QUJD", b"ab-_cd01zz"),
+            ] {
                 let mut text = prefix.to_vec();
                 text.extend_from_slice(&t);
+                text.extend_from_slice(suffix);
                 let ours = decode(&text, "x").ok();
                 let theirs = URL_SAFE_NO_PAD.decode(&text).ok();
                 assert_eq!(ours, theirs, "{:?}", String::from_utf8_lossy(&text));
-                let mut buf = [0u8; 16];
+                let mut buf = [0u8; 24];
                 let to = decode_to(&text, &mut buf, "x")
                     .ok()
                     .flatten()
