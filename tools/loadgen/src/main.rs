@@ -21,6 +21,8 @@ use hyper::Request;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use tessera_server::domain::Password;
+use tessera_server::password::Hasher;
 use tokio::net::TcpStream;
 
 fn main() {
@@ -67,6 +69,7 @@ impl Opts {
     fn parse(args: &[String]) -> Result<Self, String> {
         let mut it = args.iter();
         let command = it.next().ok_or("usage: see the crate docs")?.clone();
+        let defaults = tessera_server::Config::default();
         let mut o = Opts {
             command,
             url: String::new(),
@@ -74,9 +77,10 @@ impl Opts {
             connections: 32,
             seconds: 10.0,
             threads: 1,
-            m: 19_456,
-            t: 2,
-            p: 1,
+            // The server's defaults.
+            m: defaults.argon2_memory_kib,
+            t: defaults.argon2_iterations,
+            p: defaults.argon2_parallelism,
             iterations: 10,
         };
         while let Some(a) = it.next() {
@@ -313,56 +317,43 @@ fn token_of(body: &[u8]) -> Result<String, String> {
 }
 
 /// The login bound: cores / seconds per argon2id hash at the given parameters, each
-/// hash computed the way the server does it (`hash_password_into_with_memory` into
-/// memory blocks reused from one hash to the next, so no allocation per hash).
-/// `hash_ms` is the fastest of `--iterations` timed hashes after one warm-up, so the
-/// bound is the strict one; `hash_ms_median` is beside it.
+/// hash made by the server's own [`Hasher`] (memory blocks reused from one hash to the
+/// next). `hash_ms` is the fastest of `--iterations` timed hashes after a warm-up, so
+/// the bound is the strict one; `hash_ms_median` is beside it.
 fn argon2_bound(o: &Opts) -> Value {
-    use argon2::{Algorithm, Argon2, Block, Params, Version};
-    fn fail(e: argon2::Error) -> ! {
-        eprintln!("tessera-loadgen: bad argon2 parameters: {e}");
+    fn fail(e: impl std::fmt::Display) -> ! {
+        eprintln!("tessera-loadgen: {e}");
         std::process::exit(2)
     }
-    let params = Params::new(o.m, o.t, o.p, None).unwrap_or_else(|e| fail(e));
-    let a2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-    let hash = |blocks: &mut [Block]| {
-        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
-        a2.hash_password_into_with_memory(
-            b"correct horse battery staple",
-            b"loadgen-fixed-salt",
-            &mut out,
-            blocks,
-        )
-        .unwrap_or_else(|e| fail(e));
-        std::hint::black_box(out);
+    // Hasher::new makes one hash (its dummy): the warm-up of the first buffer.
+    let hasher = Hasher::new(o.m, o.t, o.p).unwrap_or_else(|e| fail(e));
+    let hash = || {
+        let pw = Password::presented("correct horse battery staple".into());
+        std::hint::black_box(hasher.hash(&pw).unwrap_or_else(|e| fail(e)));
     };
     let n = o.iterations.max(1);
-    let mut blocks = vec![Block::default(); params.block_count()];
-    hash(&mut blocks); // warm-up: first touch of the blocks, caches
     let mut times: Vec<f64> = (0..n)
         .map(|_| {
             let started = Instant::now();
-            hash(&mut blocks);
+            hash();
             started.elapsed().as_secs_f64()
         })
         .collect();
     times.sort_by(f64::total_cmp);
     let fastest = times[0];
     let median = times[times.len() / 2];
-    drop(blocks);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // The same hash on every core at once, each thread with its own reused blocks and
-    // one warm-up hash before the clock starts: what the machine really sustains, since
-    // argon2id is memory-hard and cores share caches and memory bandwidth.
+    // The same hash on every core at once, each thread warmed up by one hash before
+    // the clock starts: what the machine really sustains, since argon2id is
+    // memory-hard and cores share caches and memory bandwidth.
     let start = std::sync::Barrier::new(cores + 1);
     let started = std::thread::scope(|s| {
         for _ in 0..cores {
             s.spawn(|| {
-                let mut blocks = vec![Block::default(); params.block_count()];
-                hash(&mut blocks);
+                hash();
                 start.wait();
                 for _ in 0..n {
-                    hash(&mut blocks);
+                    hash();
                 }
             });
         }
