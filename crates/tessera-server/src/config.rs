@@ -83,6 +83,10 @@ pub struct Config {
     /// the CLI takes effect within this interval).
     #[serde(deserialize_with = "duration")]
     pub key_reload_interval: i64,
+    /// How long a client has to send a request's head, and then its body; also how
+    /// long an idle keep-alive connection is kept. A slow or silent client is cut off.
+    #[serde(deserialize_with = "duration")]
+    pub http_read_timeout: i64,
 }
 
 impl Default for Config {
@@ -116,6 +120,7 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             scope: "api".into(),
             key_reload_interval: 5,
+            http_read_timeout: 30,
         }
     }
 }
@@ -184,6 +189,7 @@ impl Config {
             ("session_ttl", self.session_ttl),
             ("rate_limit_window", self.rate_limit_window),
             ("key_reload_interval", self.key_reload_interval),
+            ("http_read_timeout", self.http_read_timeout),
         ] {
             if v <= 0 {
                 return Err(ConfigError(format!("{name} must be positive")));
@@ -336,6 +342,7 @@ const KEYS: &[&str] = &[
     "max_body_bytes",
     "scope",
     "key_reload_interval",
+    "http_read_timeout",
 ];
 
 fn env_value(key: &str, value: &str) -> toml::Value {

@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -143,35 +142,6 @@ impl IntoResponse for ApiError {
         res.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         res
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        match r {
-            JsonRejection::MissingJsonContentType(_) => Self::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "invalid_request",
-                "the body must be JSON, with Content-Type: application/json",
-            ),
-            JsonRejection::JsonSyntaxError(_) => {
-                Self::invalid_request("the body is not valid JSON")
-            }
-            JsonRejection::JsonDataError(e) => {
-                // serde's message names the field and the expected type; it may quote a
-                // value, so it is not logged.
-                Self::invalid_request(format!(
-                    "the body does not have the expected shape: {}",
-                    e.body_text()
-                ))
-            }
-            JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Self::too_large()
-            }
-            other => {
-                Self::invalid_request(format!("the body could not be read ({})", other.status()))
-            }
-        }
     }
 }
 

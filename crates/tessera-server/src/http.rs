@@ -4,11 +4,12 @@
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use crate::crypto;
@@ -143,18 +144,41 @@ pub fn csrf_ok(headers: &HeaderMap, expected: Option<&str>) -> bool {
     expected.is_none_or(|e| crypto::ct_eq(sent.as_bytes(), e.as_bytes()))
 }
 
-/// A JSON body whose rejection is our error shape (400, 413, 415).
+/// How request bodies are read: at most `limit` bytes, all of them within `timeout`.
+/// The router puts this in every request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyRules {
+    /// The largest body, in bytes.
+    pub limit: usize,
+    /// How long the whole body may take to arrive.
+    pub timeout: Duration,
+}
+
+impl Default for BodyRules {
+    fn default() -> Self {
+        Self {
+            limit: 64 * 1024,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The deepest nesting of arrays and objects that a JSON body may have.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// A JSON body whose rejection is our error shape: 415 for another content type,
+/// 413 over the body limit, 408 when it is too slow to arrive, 400 for anything else.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(r) => Err(r.into()),
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        if !json_content_type(req.headers()) {
+            return Err(not_json());
         }
+        parse_json(&read_body(req).await?).map(Self)
     }
 }
 
@@ -165,42 +189,150 @@ pub struct OptionalJson<T>(pub Option<T>);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let json_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|m| {
-                let m = m.trim().to_ascii_lowercase();
-                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
-            });
-        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
-            if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::too_large()
-            } else {
-                ApiError::invalid_request("the body could not be read")
-            }
-        })?;
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        let json = json_content_type(req.headers());
+        let bytes = read_body(req).await?;
         if bytes.is_empty() {
             return Ok(Self(None));
         }
-        if json_type != Some(true) {
-            return Err(ApiError::new(
-                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "invalid_request",
-                "the body must be JSON, with Content-Type: application/json",
-            ));
+        if !json {
+            return Err(not_json());
         }
-        serde_json::from_slice(&bytes)
-            .map(|v| Self(Some(v)))
-            .map_err(|e| match e.classify() {
-                serde_json::error::Category::Data => {
-                    ApiError::invalid_request("the body does not have the expected shape")
-                }
-                _ => ApiError::invalid_request("the body is not valid JSON"),
-            })
+        parse_json(&bytes).map(|v| Self(Some(v)))
     }
+}
+
+/// A path parameter whose rejection (say, percent-encoded bytes that are not UTF-8)
+/// is our error shape.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(|_| ApiError::invalid_request("the path is not valid"))
+    }
+}
+
+/// Whether the Content-Type is JSON (`application/json` or `application/*+json`),
+/// with no charset but UTF-8 (RFC 8259: JSON exchanged between systems is UTF-8).
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    json && parts.all(|param| match param.split_once('=') {
+        Some((name, v)) if name.trim().eq_ignore_ascii_case("charset") => {
+            let v = v.trim().trim_matches('"');
+            v.eq_ignore_ascii_case("utf-8") || v.eq_ignore_ascii_case("utf8")
+        }
+        _ => true,
+    })
+}
+
+fn not_json() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "invalid_request",
+        "the body must be JSON, with Content-Type: application/json (UTF-8)",
+    )
+}
+
+/// The body, under the request's [`BodyRules`]: a declared length over the limit is
+/// refused before a byte is read (so no `100 Continue` goes out), a longer body as
+/// soon as the limit is passed, and a body that does not arrive in time with 408.
+async fn read_body(req: Request) -> Result<Bytes, ApiError> {
+    let rules = req
+        .extensions()
+        .get::<BodyRules>()
+        .copied()
+        .unwrap_or_default();
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > rules.limit as u64) {
+        return Err(ApiError::too_large());
+    }
+    let read = axum::body::to_bytes(req.into_body(), rules.limit);
+    match tokio::time::timeout(rules.timeout, read).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(err) = source {
+                if err.is::<http_body_util::LengthLimitError>() {
+                    return Err(ApiError::too_large());
+                }
+                source = err.source();
+            }
+            Err(ApiError::invalid_request("the body could not be read"))
+        }
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request",
+            "the body did not arrive in time",
+        )),
+    }
+}
+
+/// `bytes` as a `T`: nesting is checked first, by a scan, so that a deep document
+/// costs no recursion; then serde reads it.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if nesting_exceeds(bytes, MAX_JSON_DEPTH) {
+        return Err(ApiError::invalid_request(
+            "the body nests arrays and objects more than 32 deep",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        // serde_json calls some type errors syntax errors (a number where an enum's
+        // string belongs); whether the text is JSON at all is asked of it apart.
+        if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            return ApiError::invalid_request(format!("the body is not valid JSON: {syntax}"));
+        }
+        // serde's message names the member and the expected type; it may quote a
+        // value of the client's own, so it is answered but never logged.
+        ApiError::invalid_request(format!("the body does not have the expected shape: {e}"))
+    })
+}
+
+/// Whether arrays and objects in `json` nest deeper than `max` (brackets inside
+/// strings do not count). Malformed text is left for the parser to refuse.
+fn nesting_exceeds(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// The client's address and User-Agent.

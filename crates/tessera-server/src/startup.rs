@@ -52,6 +52,7 @@ pub struct Prepared {
     router: axum::Router,
     store: SqliteStore,
     reload_every: Duration,
+    read_timeout: Duration,
 }
 
 impl Prepared {
@@ -87,12 +88,7 @@ impl Prepared {
                 core.denylist.purge(now);
             }
         });
-        let app = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let r = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let r = serve(self.listener, self.router, self.read_timeout, shutdown).await;
         maintenance.abort();
         self.store.close().await;
         r.map_err(err)
@@ -167,9 +163,14 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         cookies,
         openapi: routes::openapi_json(),
     }));
+    let read_timeout =
+        Duration::from_secs(u64::try_from(config.http_read_timeout).unwrap_or(30).max(1));
     let router = routes::router(
         state.clone(),
-        config.max_body_bytes,
+        crate::http::BodyRules {
+            limit: config.max_body_bytes,
+            timeout: read_timeout,
+        },
         &config.cors_allow_origins,
     );
     Ok(Prepared {
@@ -178,7 +179,67 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         router,
         store,
         reload_every: Duration::from_secs(u64::try_from(config.key_reload_interval).unwrap_or(5)),
+        read_timeout,
     })
+}
+
+/// Serves HTTP/1.1 on `listener` until `shutdown` completes, then stops accepting and
+/// lets every connection finish the request in flight (idle ones close at once).
+///
+/// Each connection gets `read_timeout` to send a request's head, which is also how
+/// long an idle keep-alive connection is kept: a client that sends a few bytes and
+/// then nothing (slowloris) is cut off instead of holding a socket for ever. The body
+/// has its own deadline, in the extractors that read it (`http::BodyRules`).
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    read_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::extract::ConnectInfo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(read_timeout);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // A connection reset before accept, or no file descriptor left:
+                    // not the listener's end. Back off a little and go on.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router.clone().map_request(
+            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            },
+        );
+        let conn = http.serve_connection(
+            TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(service),
+        );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// A server running in the background (tests, embedding).

@@ -1,7 +1,7 @@
 //! `/auth/*`: register, login, refresh, logout, logout-all, me, sessions.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 use crate::error::ApiError;
 use crate::flows::Issued;
 use crate::http::{
-    ApiJson, AppState, Authenticated, CSRF_COOKIE, Client, OptionalJson, REFRESH_COOKIE, SameSite,
-    cookie, csrf_ok,
+    ApiJson, ApiPath, AppState, Authenticated, CSRF_COOKIE, Client, OptionalJson, REFRESH_COOKIE,
+    SameSite, cookie, csrf_ok,
 };
 
 /// `POST /auth/register` body.
@@ -332,7 +332,7 @@ pub async fn sessions(
 pub async fn delete_session(
     State(s): State<AppState>,
     auth: Authenticated,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     s.core.end_session(&auth.claims.sub, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

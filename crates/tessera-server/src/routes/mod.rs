@@ -5,6 +5,7 @@ pub mod session;
 
 use std::time::Instant;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -17,7 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::ApiError;
-use crate::http::AppState;
+use crate::http::{AppState, BodyRules};
 
 /// The error shape of every failure.
 #[derive(Debug, Serialize, ToSchema)]
@@ -73,7 +74,7 @@ pub fn openapi_json() -> String {
 }
 
 /// The application's router, with its body limit, CORS, metrics and fallbacks.
-pub fn router(state: AppState, max_body_bytes: usize, cors_origins: &[String]) -> Router {
+pub fn router(state: AppState, body: BodyRules, cors_origins: &[String]) -> Router {
     let mut r = Router::new()
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))
@@ -93,7 +94,8 @@ pub fn router(state: AppState, max_body_bytes: usize, cors_origins: &[String]) -
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(body.limit))
+        .layer(Extension(body))
         .layer(middleware::from_fn_with_state(state.clone(), observe));
     let origins: Vec<HeaderValue> = cors_origins
         .iter()
@@ -202,7 +204,15 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
     let start = Instant::now();
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let res = next.run(req).await;
+    let personal = ["/auth/", "/session/"]
+        .iter()
+        .any(|p| req.uri().path().starts_with(p));
+    let mut res = next.run(req).await;
+    // Answers about a user (tokens, sessions, who is logged in) are never cached.
+    if personal && !res.headers().contains_key(header::CACHE_CONTROL) {
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     let elapsed = start.elapsed().as_secs_f64();
     let status = res.status().as_u16();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
