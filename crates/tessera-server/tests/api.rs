@@ -1179,11 +1179,12 @@ async fn a_user_added_beside_the_running_server_logs_in_at_once() {
         app.clock.now(),
         "Grace",
         "correct horse".into(),
-        vec!["admin".into()],
+        vec!["admin".into(), "ops".into(), "admin".into()],
     )
     .await
     .unwrap();
     assert_eq!(u.username, "grace");
+    assert_eq!(u.roles, ["admin", "ops"], "a role given twice is held once");
     let t = app.tokens("grace").await;
     let me: Value = app
         .get_bearer("/auth/me", &s(&t, "access_token"))
@@ -1191,7 +1192,7 @@ async fn a_user_added_beside_the_running_server_logs_in_at_once() {
         .json()
         .await
         .unwrap();
-    assert_eq!(me["roles"], json!(["admin"]));
+    assert_eq!(me["roles"], json!(["admin", "ops"]));
     store.close().await;
 }
 
@@ -1350,6 +1351,151 @@ async fn a_1_mib_header_gets_4xx() {
     assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     let r = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// Sends `request` on a new connection and reads until the server closes it or
+/// `wait` passes; what came back, and whether the server closed the connection.
+async fn raw_exchange(app: &TestApp, request: &[u8], wait: std::time::Duration) -> (String, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.running.as_ref().unwrap().addr;
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(request).await.unwrap();
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(wait, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    (String::from_utf8_lossy(&got).into_owned(), closed)
+}
+
+#[tokio::test]
+async fn a_declared_body_over_the_limit_is_refused_before_it_is_read() {
+    let app = spawn_app().await;
+    // No 100 Continue: the client is told at once not to send its 20 MB.
+    let (answer, _) = raw_exchange(
+        &app,
+        b"POST /auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+          Content-Length: 20000000\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""error":"invalid_request""#), "{answer}");
+}
+
+#[tokio::test]
+async fn slow_and_silent_clients_are_cut_off() {
+    let app = spawn_app_with(|c| c.http_read_timeout = 1).await;
+    let wait = std::time::Duration::from_secs(10);
+    // Half a request head, then nothing (slowloris): the connection is closed.
+    let (_, closed) = raw_exchange(&app, b"GET /healthz HTTP/1.1\r\nHost: t\r\n", wait).await;
+    assert!(closed, "a half-sent head holds its connection open");
+    // A connection that never sends a byte.
+    let (_, closed) = raw_exchange(&app, b"", wait).await;
+    assert!(closed, "a silent connection stays open");
+    // A body that stops short of its length: 408 in our shape.
+    let (answer, closed) = raw_exchange(
+        &app,
+        b"POST /auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"us",
+        wait,
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""error":"invalid_request""#), "{answer}");
+    assert!(closed);
+    // The server still answers.
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bodies_paths_and_caching_in_odd_forms() {
+    let app = spawn_app().await;
+    let body = r#"{"username":"ada","password":"correct horse"}"#;
+    // Content-Type parameters: whitespace is allowed around `;`; a charset other than
+    // UTF-8 is not JSON as RFC 8259 has it.
+    for (ct, status) in [
+        ("application/json ; charset=utf-8", StatusCode::CREATED),
+        ("Application/JSON;charset=\"UTF-8\"", StatusCode::CONFLICT),
+        (
+            "application/json; charset=latin1",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+    ] {
+        let r = app
+            .http
+            .post(app.url("/auth/register"))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{ct}");
+    }
+    // Nesting: 32 levels pass, even in a member nobody reads; 33 do not.
+    let nested = |depth: usize| {
+        format!(
+            r#"{{"username":"nest{depth}","password":"correct horse","x":{}{}}}"#,
+            "[".repeat(depth - 1),
+            "]".repeat(depth - 1)
+        )
+    };
+    for (depth, status) in [(32, StatusCode::CREATED), (33, StatusCode::BAD_REQUEST)] {
+        let r = app
+            .http
+            .post(app.url("/auth/register"))
+            .header("content-type", "application/json")
+            .body(nested(depth))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "depth {depth}");
+    }
+    // A wrong JSON type is a shape error, not a syntax error.
+    let r = app
+        .post(
+            "/auth/login",
+            json!({"username": "ada", "password": "correct horse", "delivery": 1}),
+        )
+        .await;
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("expected shape"),
+        "{e}"
+    );
+    // A path that is not UTF-8 once decoded: our error shape, not plain text.
+    let t = app.tokens("ada").await;
+    let at = s(&t, "access_token");
+    let r = app
+        .http
+        .delete(app.url("/auth/sessions/%FF"))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".into())
+    );
+    // Answers about the user are never cached.
+    for path in ["/auth/me", "/auth/sessions"] {
+        let r = app.get_bearer(path, &at).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["cache-control"], "no-store", "{path}");
+    }
+    let r = app.get_bearer("/auth/me", "bad").await;
+    assert_eq!(r.headers()["cache-control"], "no-store");
 }
 
 // ----- operations --------------------------------------------------------------------

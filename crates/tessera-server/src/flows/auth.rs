@@ -403,8 +403,11 @@ pub async fn add_user(
     now: i64,
     username: &str,
     password: String,
-    roles: Vec<String>,
+    mut roles: Vec<String>,
 ) -> Result<User, AuthError> {
+    // A role given twice is held once; the order given is kept.
+    let mut seen = std::collections::HashSet::new();
+    roles.retain(|r| seen.insert(r.clone()));
     let username = Username::parse(username).map_err(|e| AuthError::InvalidInput(e.0.into()))?;
     let password = Password::parse(password).map_err(|e| AuthError::InvalidInput(e.0.into()))?;
     for r in &roles {
