@@ -6,7 +6,10 @@ use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;
 
 /// A username: NFKC, lower-cased (as RFC 8265's UsernameCaseMapped profile maps
-/// case), then NFKC again; 1 to 64 characters; no control characters, no
+/// case) with the case foldings that lower case misses (ß and ẞ to ss, final ς to σ,
+/// U+0345 to ι), then NFKC again; 1 to 64 characters; no control characters, no
+/// invisible formatting characters (zero-width joiners, bidi overrides, variation
+/// selectors: they let two names that look alike be different users), no
 /// surrounding whitespace.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Username(String);
@@ -27,12 +30,7 @@ impl Username {
 
     /// Normalizes and checks `raw`.
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
-        let folded: String = raw
-            .nfkc()
-            .collect::<String>()
-            .to_lowercase()
-            .nfkc()
-            .collect();
+        let folded: String = fold_case(&raw.nfkc().collect::<String>()).nfkc().collect();
         let n = folded.chars().count();
         if n == 0 {
             return Err(InvalidInput("the username is empty"));
@@ -42,6 +40,11 @@ impl Username {
         }
         if folded.chars().any(char::is_control) {
             return Err(InvalidInput("the username contains a control character"));
+        }
+        if folded.chars().any(invisible) {
+            return Err(InvalidInput(
+                "the username contains an invisible formatting character",
+            ));
         }
         if folded.trim() != folded {
             return Err(InvalidInput("the username begins or ends with whitespace"));
@@ -58,6 +61,36 @@ impl Username {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Lower case, then the full case foldings of Unicode's CaseFolding.txt that differ
+/// from lower case for a lower-cased letter: so `STRASSE`, `straße` and `Straße` are
+/// one name, and so are `ΟΔΟΣ` and `οδοσ`.
+fn fold_case(s: &str) -> String {
+    let lower = s.to_lowercase();
+    let mut out = String::with_capacity(lower.len());
+    for c in lower.chars() {
+        match c {
+            'ß' => out.push_str("ss"),
+            'ς' => out.push('σ'),
+            '\u{345}' => out.push('ι'),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Unicode's format characters (category Cf) and default-ignorable code points:
+/// drawn as nothing, or as a change of direction.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{AD}' | '\u{34F}' | '\u{61C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{600}'..='\u{605}' | '\u{6DD}'
+        | '\u{70F}' | '\u{890}'..='\u{891}' | '\u{8E2}' | '\u{110BD}' | '\u{110CD}'
+        | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}')
 }
 
 impl fmt::Display for Username {
@@ -123,6 +156,34 @@ mod tests {
         assert_eq!(Username::parse("ＡＤＡ").unwrap().as_str(), "ada");
         assert_eq!(Username::parse("ﬁle").unwrap().as_str(), "file");
         assert_eq!(Username::parse("Ωmega").unwrap().as_str(), "ωmega");
+        for same in ["strasse", "STRASSE", "straße", "Straße", "STRAẞE"] {
+            assert_eq!(Username::parse(same).unwrap().as_str(), "strasse", "{same}");
+        }
+        for same in ["ΟΔΟΣ", "οδος", "οδοσ"] {
+            assert_eq!(Username::parse(same).unwrap().as_str(), "οδοσ", "{same}");
+        }
+    }
+
+    #[test]
+    fn invisible_characters_are_refused() {
+        for raw in [
+            "a\u{200D}b",   // zero-width joiner
+            "a\u{200B}b",   // zero-width space
+            "a\u{202E}b",   // right-to-left override
+            "a\u{2066}b",   // left-to-right isolate
+            "a\u{FE0F}",    // variation selector
+            "\u{FEFF}ada",  // byte-order mark
+            "a\u{AD}da",    // soft hyphen
+            "ad\u{E0061}a", // tag character
+        ] {
+            assert_eq!(
+                Username::parse(raw).unwrap_err(),
+                InvalidInput("the username contains an invisible formatting character"),
+                "{raw:?}"
+            );
+        }
+        assert!(Username::parse("ada_lovelace-1815").is_ok());
+        assert!(Username::parse("josé").is_ok());
     }
 
     #[test]
