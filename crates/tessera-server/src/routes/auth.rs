@@ -325,6 +325,7 @@ pub async fn sessions(
     params(("id" = String, Path, description = "The session id")),
     responses(
         (status = 204, description = "Session ended"),
+        (status = 400, description = "The id is not valid UTF-8 once decoded", body = crate::routes::ErrorBody),
         (status = 401, body = crate::routes::ErrorBody),
         (status = 403, body = crate::routes::ErrorBody),
         (status = 404, body = crate::routes::ErrorBody),
