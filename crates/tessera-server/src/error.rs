@@ -67,6 +67,14 @@ impl ApiError {
         e
     }
 
+    /// 400 from a bearer-protected route whose `Authorization` is malformed (two of
+    /// them, say), as RFC 6750 §3.1 has it.
+    pub fn malformed_authorization(description: impl Into<Cow<'static, str>>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_request", description);
+        e.www_authenticate = Some("Bearer error=\"invalid_request\"");
+        e
+    }
+
     /// 401 from a bearer-protected route whose token was refused.
     pub fn invalid_token(description: impl Into<Cow<'static, str>>) -> Self {
         let mut e = Self::new(StatusCode::UNAUTHORIZED, "invalid_token", description);

@@ -376,14 +376,17 @@ impl FromRequestParts<AppState> for Authenticated {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let core = &state.core;
-        if let Some(auth) = parts.headers.get(header::AUTHORIZATION) {
-            let token = auth
-                .to_str()
-                .ok()
-                .and_then(|v| v.split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, t)| t.trim())
-                .filter(|t| !t.is_empty());
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            // The guard's reading of RFC 6750 §2.1: two headers are 400, a `Bearer`
+            // credential that is not b64token syntax is invalid_token, and another
+            // scheme is no bearer token at all.
+            let token =
+                tessera_guard::bearer_token(&parts.headers).map_err(|e| match e.kind() {
+                    tessera_guard::RejectionKind::InvalidRequest => {
+                        ApiError::malformed_authorization(e.description().to_owned())
+                    }
+                    _ => ApiError::invalid_token(e.description().to_owned()),
+                })?;
             let Some(token) = token else {
                 return Err(ApiError::missing_token());
             };

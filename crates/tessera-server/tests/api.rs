@@ -1496,6 +1496,23 @@ async fn bodies_paths_and_caching_in_odd_forms() {
     }
     let r = app.get_bearer("/auth/me", "bad").await;
     assert_eq!(r.headers()["cache-control"], "no-store");
+    // Two Authorization headers: malformed (RFC 6750 §3.1), even if one is good.
+    let r = app
+        .http
+        .get(app.url("/auth/me"))
+        .header("authorization", format!("Bearer {at}"))
+        .header("authorization", format!("Bearer {at}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer error=\"invalid_request\""
+    );
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".into())
+    );
 }
 
 // ----- operations --------------------------------------------------------------------
