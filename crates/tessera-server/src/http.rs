@@ -416,3 +416,79 @@ impl FromRequestParts<AppState> for Authenticated {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The depth of a JSON value, by walking what serde_json parsed.
+    fn depth(v: &serde_json::Value) -> usize {
+        match v {
+            serde_json::Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+            serde_json::Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    fn nested() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        // Strings full of brackets, quotes and backslashes, which must not count.
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<i32>().prop_map(serde_json::Value::from),
+            "[\\[\\]{}\"\\\\a\u{e9}]{0,8}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(48, 256, 3, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map("[\\[{\"\\\\k]{0,4}", inner, 0..3)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_nesting_scan_agrees_with_a_parse(v in nested(), max in 0usize..40) {
+            let text = serde_json::to_string(&v).unwrap();
+            proptest::prop_assert_eq!(nesting_exceeds(text.as_bytes(), max), depth(&v) > max);
+        }
+    }
+
+    #[test]
+    fn nesting_at_the_limit() {
+        let doc = |d: usize| format!("{}{}", "[".repeat(d), "]".repeat(d));
+        assert!(!nesting_exceeds(doc(32).as_bytes(), 32));
+        assert!(nesting_exceeds(doc(33).as_bytes(), 32));
+        assert!(!nesting_exceeds(br#"{"a":"[[[[\"[[["}"#, 1));
+        assert!(nesting_exceeds(br#"{"a":"\\",  "b":[]}"#, 1));
+    }
+
+    #[test]
+    fn json_content_types() {
+        let ct = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(v).unwrap());
+            json_content_type(&h)
+        };
+        for yes in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "application/json ; charset=UTF-8",
+            "APPLICATION/JSON;charset=\"utf8\"",
+            "application/merge-patch+json",
+        ] {
+            assert!(ct(yes), "{yes}");
+        }
+        for no in [
+            "text/plain",
+            "application/jsonx",
+            "application/json; charset=latin1",
+            "text/json+xml",
+            "",
+        ] {
+            assert!(!ct(no), "{no}");
+        }
+        assert!(!json_content_type(&HeaderMap::new()));
+    }
+}
