@@ -182,7 +182,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// An optional JSON body: an empty body is `None`; anything else must be JSON.
+/// An optional JSON body: an empty body, or JSON `null`, is `None`; anything else
+/// must be JSON.
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -198,7 +199,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
         if !json {
             return Err(not_json());
         }
-        parse_json(&bytes).map(|v| Self(Some(v)))
+        parse_json::<Option<T>>(&bytes).map(Self)
     }
 }
 

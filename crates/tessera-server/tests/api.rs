@@ -343,7 +343,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     );
     assert_eq!(
         error_of(app.post("/auth/refresh", json!({})).await).await,
-        (StatusCode::BAD_REQUEST, "invalid_request".into())
+        (StatusCode::UNAUTHORIZED, "invalid_grant".into())
     );
 }
 
@@ -1256,6 +1256,22 @@ async fn bad_requests_get_4xx_in_our_json_shape() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // No refresh token at all (no body, no cookie, or a null one): log in again.
+    for body in ["", "null", "{}", r#"{"refresh_token":null}"#] {
+        let r = app
+            .http
+            .post(app.url("/auth/refresh"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            error_of(r).await,
+            (StatusCode::UNAUTHORIZED, "invalid_grant".into()),
+            "{body:?}"
+        );
+    }
     let r = app
         .http
         .post(app.url("/auth/refresh"))

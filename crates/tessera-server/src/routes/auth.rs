@@ -20,8 +20,11 @@ pub struct RegisterRequest {
     /// 1 to 64 characters after normalization (NFKC, lower case).
     #[schema(min_length = 1, max_length = 64)]
     pub username: String,
-    /// 8 to 1,024 bytes.
-    #[schema(min_length = 8, max_length = 1024)]
+    /// 8 to 1,024 bytes of UTF-8. JSON Schema counts characters, not bytes: the
+    /// lengths given here (8 to 256 characters) are the ones that are within the byte
+    /// limits whatever the characters; a longer password of one-byte characters, up to
+    /// 1,024, is accepted too.
+    #[schema(min_length = 8, max_length = 256)]
     pub password: String,
 }
 
@@ -195,7 +198,7 @@ pub async fn login(
 }
 
 /// Spends a refresh token for a new pair.
-#[utoipa::path(post, path = "/auth/refresh", request_body(content = RefreshRequest, description = "Empty in cookie mode"),
+#[utoipa::path(post, path = "/auth/refresh", request_body(content = Option<RefreshRequest>, description = "Empty in cookie mode"),
     responses(
         (status = 200, description = "A new pair (or cookies, in cookie mode)", body = TokenAnswer),
         (status = 400, body = crate::routes::ErrorBody),
@@ -216,8 +219,12 @@ pub async fn refresh(
         return Ok(answer(&s, issued, Delivery::Json));
     }
     let Some(rt) = cookie(&headers, REFRESH_COOKIE) else {
-        return Err(ApiError::invalid_request(
-            "no refresh_token in the body and no refresh cookie",
+        // No credential at all: as for a refresh token that is not good, the answer
+        // is to log in again (a cookie-mode client whose cookie has expired lands here).
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            "no refresh token: neither refresh_token in the body nor the refresh cookie",
         ));
     };
     let expected = s
@@ -233,7 +240,7 @@ pub async fn refresh(
 }
 
 /// Logs out: the session ends and the access token is refused from then on.
-#[utoipa::path(post, path = "/auth/logout", request_body(content = LogoutRequest, description = "Optional"),
+#[utoipa::path(post, path = "/auth/logout", request_body(content = Option<LogoutRequest>, description = "Optional"),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Logged out"),
