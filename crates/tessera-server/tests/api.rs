@@ -59,6 +59,17 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// POSTs `body` as it is, labelled JSON.
+    async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn post(&self, path: &str, body: Value) -> reqwest::Response {
         self.http
             .post(self.url(path))
@@ -1201,14 +1212,7 @@ async fn a_user_added_beside_the_running_server_logs_in_at_once() {
 #[tokio::test]
 async fn bad_requests_get_4xx_in_our_json_shape() {
     let app = spawn_app().await;
-    let r = app
-        .http
-        .post(app.url("/auth/login"))
-        .header("content-type", "application/json")
-        .body("{\"username\":")
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_raw("/auth/login", "{\"username\":").await;
     assert_eq!(
         error_of(r).await,
         (StatusCode::BAD_REQUEST, "invalid_request".into())
@@ -1258,28 +1262,14 @@ async fn bad_requests_get_4xx_in_our_json_shape() {
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // No refresh token at all (no body, no cookie, or a null one): log in again.
     for body in ["", "null", "{}", r#"{"refresh_token":null}"#] {
-        let r = app
-            .http
-            .post(app.url("/auth/refresh"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = app.post_raw("/auth/refresh", body).await;
         assert_eq!(
             error_of(r).await,
             (StatusCode::UNAUTHORIZED, "invalid_grant".into()),
             "{body:?}"
         );
     }
-    let r = app
-        .http
-        .post(app.url("/auth/refresh"))
-        .header("content-type", "application/json")
-        .body("[")
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_raw("/auth/refresh", "[").await;
     assert_eq!(
         error_of(r).await,
         (StatusCode::BAD_REQUEST, "invalid_request".into())
@@ -1312,14 +1302,7 @@ async fn bad_requests_get_4xx_in_our_json_shape() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-    let r = app
-        .http
-        .post(app.url("/auth/login"))
-        .header("content-type", "application/json")
-        .body(deep)
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_raw("/auth/login", deep).await;
     assert_eq!(
         error_of(r).await,
         (StatusCode::BAD_REQUEST, "invalid_request".into())
@@ -1338,14 +1321,7 @@ async fn a_10_mib_body_gets_413() {
         "/session/login",
     ] {
         let body = vec![b' '; 10 * 1024 * 1024];
-        let r = app
-            .http
-            .post(app.url(path))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = app.post_raw(path, body).await;
         assert_eq!(
             error_of(r).await,
             (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request".into()),
@@ -1465,14 +1441,7 @@ async fn bodies_paths_and_caching_in_odd_forms() {
         )
     };
     for (depth, status) in [(32, StatusCode::CREATED), (33, StatusCode::BAD_REQUEST)] {
-        let r = app
-            .http
-            .post(app.url("/auth/register"))
-            .header("content-type", "application/json")
-            .body(nested(depth))
-            .send()
-            .await
-            .unwrap();
+        let r = app.post_raw("/auth/register", nested(depth)).await;
         assert_eq!(r.status(), status, "depth {depth}");
     }
     // A wrong JSON type is a shape error, not a syntax error.
