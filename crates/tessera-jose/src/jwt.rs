@@ -271,6 +271,7 @@ impl Validation {
     /// Checks the registered claims in `payload` (a JSON object) at time `now`.
     pub fn validate_payload(&self, header: &Header, payload: &[u8], now: i64) -> Result<()> {
         json::check(payload, self.policy.max_depth)?;
+        claims_object(payload)?;
         let reg: Registered<'_> = serde_json::from_slice(payload)
             .map_err(|e| Error::malformed(format!("invalid claims: {}", json::clean(&e))))?;
         self.validate(header, &reg, payload, now)
@@ -428,6 +429,16 @@ pub fn decode_at<T: DeserializeOwned>(
     Ok(TokenData { header, claims })
 }
 
+/// Whether `payload` is a claims set that [`decode`] would accept under `validation`'s
+/// limits, time aside: UTF-8, strict JSON (no member name twice, nesting within the
+/// limit), an object, and the registered claims of their JSON types. For an issuer
+/// that takes claims from elsewhere (a command line, a file) and would rather refuse
+/// them at signing time than mint a token that no verifier accepts.
+pub fn check_claims(payload: &[u8], validation: &Validation) -> Result<()> {
+    let text = json::utf8(payload)?;
+    Registered::parse(text, validation.policy.max_depth).map(|_| ())
+}
+
 /// Signs `claims` with `sign_key`, then encrypts the JWS to `enc_key`
 /// (a nested JWT, RFC 7519 §5.2: `cty: "JWT"` on the outer JWE).
 pub fn encode_nested<T: Serialize + ?Sized>(
@@ -502,12 +513,11 @@ impl<'a> Registered<'a> {
         // serde_json stops at 128 levels of nesting: past that, let it say so as before.
         if max_depth >= 120 {
             json::check(payload, max_depth)?;
+            claims_object(payload)?;
             return serde_json::from_slice(payload).map_err(bad);
         }
         let Some(m) = json::check_members(text, max_depth, &NAMES)? else {
-            // Not an object: serde's own rules for structs decide (an array is read
-            // by position), as before.
-            return serde_json::from_slice(payload).map_err(bad);
+            return Err(not_an_object());
         };
         fn member<'a, T: Deserialize<'a>>(
             raw: Option<&'a str>,
@@ -553,6 +563,20 @@ impl<'a> Registered<'a> {
             jti: string(m[6]).map_err(bad)?,
         })
     }
+}
+
+/// RFC 7519 §7.2: the claims set is a JSON object. Checked on text that has passed
+/// `json::check`, so its first byte past whitespace says what it is. (serde would read
+/// an array into the registered claims by position.)
+fn claims_object(payload: &[u8]) -> Result<()> {
+    match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        _ => Err(not_an_object()),
+    }
+}
+
+fn not_an_object() -> Error {
+    Error::malformed("the claims are not a JSON object")
 }
 
 /// A present member: `null` is an error of type, like any other wrong type.
@@ -677,13 +701,56 @@ mod tests {
             json!({"aud": [1]}),
             json!({"aud": 1}),
             json!({"jti": {}}),
+            // RFC 7519 §7.2: the claims set is an object; serde would read an array
+            // into the registered claims by position (["iss", "sub", "aud", exp]).
+            json!(["https://issuer", "alice", "api", 4_102_444_800_i64]),
+            json!([]),
+            json!("claims"),
+            json!(5),
+            json!(null),
         ] {
             assert_eq!(
                 check(bad.clone(), &v).unwrap_err().kind(),
                 ErrorKind::Malformed,
                 "{bad}"
             );
+            // Also through the other entry points: a deep policy, and a payload
+            // checked on its own.
+            // Decoded as a Value, as `tessera token verify` does, so that nothing
+            // after the claims check refuses it; and under a deep policy.
+            for v in [
+                &v,
+                &Validation::new().at(0).allow_missing_exp().max_depth(126),
+            ] {
+                assert_eq!(
+                    decode::<serde_json::Value>(&token(bad.clone()), &key(), v)
+                        .unwrap_err()
+                        .kind(),
+                    ErrorKind::Malformed,
+                    "{bad}"
+                );
+            }
+            let header = Header::new(Algorithm::HS256);
+            let payload = serde_json::to_vec(&bad).unwrap();
+            assert_eq!(
+                v.validate_payload(&header, &payload, 0).unwrap_err().kind(),
+                ErrorKind::Malformed,
+                "{bad}"
+            );
         }
+    }
+
+    #[test]
+    fn claims_are_checked_before_signing() {
+        let v = Validation::new();
+        assert!(check_claims(br#"{"sub":"ada","exp":"later"}"#, &v).is_err());
+        assert!(check_claims(br#"{"sub":"ada","sub":"eve"}"#, &v).is_err());
+        assert!(check_claims(br#"["ada"]"#, &v).is_err());
+        let deep = format!(r#"{{"x":{}{}}}"#, "[".repeat(40), "]".repeat(40));
+        assert!(check_claims(deep.as_bytes(), &v).is_err());
+        assert!(check_claims(deep.as_bytes(), &v.clone().max_depth(64)).is_ok());
+        // Time is not checked: an expired token may be minted on purpose.
+        assert!(check_claims(br#"{"sub":"ada","exp":1}"#, &Validation::new()).is_ok());
     }
 
     #[test]
