@@ -841,6 +841,32 @@ fn claims_from_json_or_file_and_flags_win() {
             .fails(2, "must be a JSON object");
     }
     run(&dir, &["token", "sign", "--key", &key, "--claims", "{nope"]).fails(2, "not valid JSON");
+    // What verify would refuse is not minted: a member twice, a registered claim of
+    // the wrong type.
+    run(
+        &dir,
+        &[
+            "token",
+            "sign",
+            "--key",
+            &key,
+            "--claims",
+            r#"{"a":1,"a":2}"#,
+        ],
+    )
+    .fails(2, "the claims are invalid");
+    run(
+        &dir,
+        &[
+            "token",
+            "sign",
+            "--key",
+            &key,
+            "--claims",
+            r#"{"exp":"soon"}"#,
+        ],
+    )
+    .fails(2, "the claims are invalid");
     run(
         &dir,
         &["token", "sign", "--key", &key, "--claims", "@missing.json"],
@@ -980,15 +1006,23 @@ fn oversize_tokens_exit_1_unless_max_size_allows_them() {
         ],
     )
     .fails(2, "--max-size");
-    // JSON nested deeper than 32 is refused, however large the size limit.
+    // JSON nested deeper than 32 is refused, however large the size limit: sign will
+    // not mint it, and verify refuses one minted elsewhere.
     let mut deep = String::from("1");
     for _ in 0..40 {
         deep = format!("[{deep}]");
     }
-    let deep = sign(
+    let deep_claims = format!(r#"{{"d":{deep},"exp":4102444800}}"#);
+    run(
         &dir,
-        &key,
-        &["--claims", &format!(r#"{{"d":{deep}}}"#), "--exp", "5m"],
+        &["token", "sign", "--key", &key, "--claims", &deep_claims],
+    )
+    .fails(2, "deeper than 32");
+    let jwk = Jwk::from_json(std::fs::read(&key).unwrap()).unwrap();
+    let deep = lib_token(
+        &jwk,
+        tessera_jose::Algorithm::ES256,
+        &serde_json::from_str(&deep_claims).unwrap(),
     );
     run(
         &dir,
@@ -1003,6 +1037,43 @@ fn oversize_tokens_exit_1_unless_max_size_allows_them() {
         ],
     )
     .fails(1, "invalid token");
+}
+
+#[test]
+fn verify_prints_the_claims_as_the_token_has_them_and_only_an_object() {
+    let dir = TempDir::new();
+    let key = jws_key(&dir, "ES256");
+    let jwk = Jwk::from_json(std::fs::read(&key).unwrap()).unwrap();
+    // Numbers keep their digits (a round trip through f64 would print 1.2345678901234568e29).
+    let payload_text = r#"{"n":123456789012345678901234567890,"e":1e2,"z":-0,"exp":4102444800}"#;
+    let token = tessera_jose::jws::sign(
+        &tessera_jose::jws::Header::new(tessera_jose::Algorithm::ES256),
+        payload_text.as_bytes(),
+        &jwk,
+    )
+    .unwrap();
+    let out = run(&dir, &["token", "verify", "--key", &key, &token]).ok();
+    assert_eq!(out, payload_text);
+    // RFC 7519 §7.2: the claims set is an object. An array is not read by position.
+    for claims in [
+        json!(["https://issuer", "alice", "api", 4_102_444_800_i64]),
+        json!([]),
+        json!(5),
+    ] {
+        let token = lib_token(&jwk, tessera_jose::Algorithm::ES256, &claims);
+        run(
+            &dir,
+            &["token", "verify", "--key", &key, "--no-exp", &token],
+        )
+        .fails(1, "not a JSON object");
+    }
+    // A size limit of 0 is a mistake of usage, not a verdict on the token.
+    let good = sign(&dir, &key, &["--exp", "5m"]);
+    run(
+        &dir,
+        &["token", "verify", "--key", &key, "--max-size", "0", &good],
+    )
+    .fails(2, "--max-size");
 }
 
 #[test]
@@ -1382,6 +1453,77 @@ fn jwe_keys(dir: &TempDir, alg: &str, enc: &str, crv: Option<&str>) -> (String, 
         dir.write(&format!("{name}.pub.jwk"), public)
     };
     (private, public)
+}
+
+#[test]
+fn a_jwe_over_the_default_size_says_so_and_decrypts_with_max_size() {
+    let dir = TempDir::new();
+    let (private, public) = jwe_keys(&dir, "ECDH-ES+A256KW", "A256GCM", None);
+    let plaintext: Vec<u8> = (0..60_000u32).map(|i| (i % 251) as u8).collect();
+    let file = dir.write("big.bin", &plaintext);
+    let out = run(
+        &dir,
+        &[
+            "token",
+            "encrypt",
+            "--key",
+            &public,
+            "--alg",
+            "ECDH-ES+A256KW",
+            "--enc",
+            "A256GCM",
+            &file,
+        ],
+    );
+    let jwe = out.ok();
+    assert!(jwe.len() > 65_536);
+    assert!(
+        out.stderr.contains("warning") && out.stderr.contains("--max-size"),
+        "{out:?}"
+    );
+    run(&dir, &["token", "decrypt", "--key", &private, &jwe]).fails(1, "larger than 65536");
+    let limit = jwe.len().to_string();
+    let opened = run(
+        &dir,
+        &[
+            "token",
+            "decrypt",
+            "--key",
+            &private,
+            "--max-size",
+            &limit,
+            &jwe,
+        ],
+    );
+    assert_eq!(opened.code, 0, "{opened:?}");
+    assert_eq!(opened.stdout, plaintext);
+    let through_stdin = run_stdin(
+        &dir,
+        &[
+            "token",
+            "decrypt",
+            "--key",
+            &private,
+            "--max-size",
+            &limit,
+            "-",
+        ],
+        Some(jwe.as_bytes()),
+    );
+    assert_eq!(through_stdin.stdout, plaintext);
+    run(
+        &dir,
+        &[
+            "token",
+            "decrypt",
+            "--key",
+            &private,
+            "--max-size",
+            "0",
+            &jwe,
+        ],
+    )
+    .fails(2, "--max-size");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tessera_jose::jwe::{self, Decrypter, EncryptOptions};
 use tessera_jose::jws::{DEFAULT_MAX_SIZE, Header};
@@ -131,6 +132,9 @@ pub(crate) struct EncryptArgs {
 pub(crate) struct DecryptArgs {
     #[command(flatten)]
     key: KeyArgs,
+    /// The largest token accepted, in bytes (default 65536).
+    #[arg(long = "max-size", value_name = "BYTES")]
+    max_size: Option<usize>,
     /// The JWE, or - to read it from standard input.
     #[arg(value_name = "TOKEN|-")]
     token: String,
@@ -259,6 +263,9 @@ fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     };
 
     let limit = args.max_size.unwrap_or(DEFAULT_MAX_SIZE);
+    if limit == 0 {
+        return Err(Failure::usage("--max-size must be at least 1"));
+    }
     let mut validation = Validation::new().algorithms(&allowed).max_size(limit);
     for i in &args.iss {
         validation = validation.issuer(i.clone());
@@ -274,12 +281,13 @@ fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     }
 
     let token = token_arg(&args.token, limit)?;
+    // The claims are printed as the token has them: numbers keep their digits.
     let result = match &keys {
-        Keys::One(k) => jwt::decode::<Value>(&token, k, &validation),
-        Keys::Set(set) => jwt::decode::<Value>(&token, set, &validation),
+        Keys::One(k) => jwt::decode::<Box<RawValue>>(&token, k, &validation),
+        Keys::Set(set) => jwt::decode::<Box<RawValue>>(&token, set, &validation),
     };
     match result {
-        Ok(data) => print_line(&data.claims.to_string()),
+        Ok(data) => print_line(data.claims.get()),
         // The token never supplies the key: InvalidKey is about the key we were given
         // (its `use` or `key_ops` forbid verifying, a secret in a set is too short).
         Err(e) if e.kind() == ErrorKind::InvalidKey => Err(Failure::usage(format!(
@@ -332,6 +340,14 @@ fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
         ErrorKind::Crypto => Failure::token(format!("encryption failed: {}", e.message())),
         _ => Failure::usage(format!("cannot encrypt: {}", e.message())),
     })?;
+    if token.len() > DEFAULT_MAX_SIZE {
+        eprintln!(
+            "tessera: warning: the token is {} bytes, over the {DEFAULT_MAX_SIZE} that decrypt \
+             and verify accept by default: give them --max-size {}",
+            token.len(),
+            token.len()
+        );
+    }
     print_line(&token)
 }
 
@@ -349,10 +365,15 @@ fn decrypt(args: &DecryptArgs) -> Result<(), Failure> {
             }
         }
     }
-    let token = token_arg(&args.token, DEFAULT_MAX_SIZE)?;
+    let limit = args.max_size.unwrap_or(DEFAULT_MAX_SIZE);
+    if limit == 0 {
+        return Err(Failure::usage("--max-size must be at least 1"));
+    }
+    let token = token_arg(&args.token, limit)?;
+    let decrypter = Decrypter::new().max_size(limit);
     let result = match &keys {
-        Keys::One(k) => jwe::decrypt(&token, k, &Decrypter::new()),
-        Keys::Set(set) => jwe::decrypt(&token, set, &Decrypter::new()),
+        Keys::One(k) => jwe::decrypt(&token, k, &decrypter),
+        Keys::Set(set) => jwe::decrypt(&token, set, &decrypter),
     };
     match result {
         Ok(opened) => write_stdout(opened.plaintext()),
@@ -405,11 +426,16 @@ fn claims_arg(text: &str) -> Result<Map<String, Value>, Failure> {
         }
         None => text,
     };
-    match serde_json::from_str::<Value>(json) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(Failure::usage("--claims must be a JSON object")),
-        Err(e) => Err(Failure::usage(format!("--claims is not valid JSON: {e}"))),
-    }
+    let map = match serde_json::from_str::<Value>(json) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err(Failure::usage("--claims must be a JSON object")),
+        Err(e) => return Err(Failure::usage(format!("--claims is not valid JSON: {e}"))),
+    };
+    // What verify would refuse (a member twice, nesting past 32, a registered claim
+    // of the wrong type) is refused here, not minted into a token.
+    jwt::check_claims(json.as_bytes(), &Validation::new())
+        .map_err(|e| Failure::usage(format!("the claims are invalid: {}", e.message())))?;
+    Ok(map)
 }
 
 /// With a JWK Set, the key that signs: the private one with `--kid`, or the only one.
