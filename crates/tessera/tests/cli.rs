@@ -1463,34 +1463,15 @@ fn a_jwe_over_the_default_size_says_so_and_decrypts_with_max_size() {
     );
     run(&dir, &["token", "decrypt", "--key", &private, &jwe]).fails(1, "larger than 65536");
     let limit = jwe.len().to_string();
-    let opened = run(
-        &dir,
-        &[
-            "token",
-            "decrypt",
-            "--key",
-            &private,
-            "--max-size",
-            &limit,
-            &jwe,
-        ],
-    );
-    assert_eq!(opened.code, 0, "{opened:?}");
-    assert_eq!(opened.stdout, plaintext);
-    let through_stdin = run_stdin(
-        &dir,
-        &[
-            "token",
-            "decrypt",
-            "--key",
-            &private,
-            "--max-size",
-            &limit,
-            "-",
-        ],
-        Some(jwe.as_bytes()),
-    );
-    assert_eq!(through_stdin.stdout, plaintext);
+    let decrypt = ["token", "decrypt", "--key", &private, "--max-size", &limit];
+    // As an argument and through stdin.
+    for (token, stdin) in [(jwe.as_str(), None), ("-", Some(jwe.as_bytes()))] {
+        let mut args = decrypt.to_vec();
+        args.push(token);
+        let opened = run_stdin(&dir, &args, stdin);
+        assert_eq!(opened.code, 0, "{opened:?}");
+        assert_eq!(opened.stdout, plaintext);
+    }
     run(
         &dir,
         &[
