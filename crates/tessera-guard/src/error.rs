@@ -107,11 +107,13 @@ impl GuardError {
         }
     }
 
-    /// The `error` code of the JSON body (RFC 6750 §3.1 codes where they apply).
+    /// The `error` code of the JSON body (RFC 6750 §3.1 codes where they apply). No
+    /// token at all is `invalid_request` (a required credential is missing), as the
+    /// Tessera server answers it; the challenge then carries no error code.
     pub fn code(&self) -> &'static str {
         match self.kind {
-            RejectionKind::MissingToken | RejectionKind::InvalidToken => "invalid_token",
-            RejectionKind::InvalidRequest => "invalid_request",
+            RejectionKind::InvalidToken => "invalid_token",
+            RejectionKind::MissingToken | RejectionKind::InvalidRequest => "invalid_request",
             RejectionKind::InsufficientScope => "insufficient_scope",
             RejectionKind::KeysUnavailable => "temporarily_unavailable",
             RejectionKind::NotGuarded => "server_error",

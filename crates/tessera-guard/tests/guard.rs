@@ -230,7 +230,7 @@ async fn no_token_is_401_with_a_bare_bearer_challenge() {
         assert_eq!(a.www.as_deref(), Some("Bearer"));
         assert_eq!(
             a.body,
-            json!({"error": "invalid_token",
+            json!({"error": "invalid_request",
                    "error_description": "a bearer token is required (Authorization: Bearer <token>)"})
         );
     }

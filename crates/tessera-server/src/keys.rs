@@ -1,10 +1,11 @@
 //! Signing keys: kept in the store with their private parts sealed under the
-//! key-encryption key (KEK); three published at a time (previous, current, next).
+//! key-encryption key (KEK); published: every previous key that may still have live
+//! tokens, the current one and the next one.
 //!
 //! Rotation publishes the next key before it signs anything: a key is generated as
 //! `next` (in every JWKS, verifying nothing yet), and `tessera key rotate` makes it
 //! `current`, the old current `previous` (published until every token it signed has
-//! expired), and generates a new `next`.
+//! expired, however many rotations come before that), and generates a new `next`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -106,7 +107,8 @@ impl KeyRing {
 }
 
 /// Rotates: next → current, current → previous (published until `now +
-/// publish_for`), previous → retired, and a new next.
+/// publish_for`), and a new next. Earlier previous keys stay published until their
+/// own time is up.
 pub async fn rotate(
     store: &dyn Store,
     kek: &SealKey,
@@ -116,7 +118,7 @@ pub async fn rotate(
 ) -> Result<(), KeyError> {
     ensure_keys(store, kek, alg, now).await?;
     let next = new_key(kek, alg, KeyState::Next, now)?;
-    store.rotate_keys(&next, now + publish_for).await?;
+    store.rotate_keys(&next, now, now + publish_for).await?;
     tracing::info!(target: "audit", event = "key_rotated", next_kid = %next.kid, "signing keys rotated");
     Ok(())
 }

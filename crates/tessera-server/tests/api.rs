@@ -1121,16 +1121,54 @@ async fn key_rotation_publishes_next_first_and_keeps_previous_until_expiry() {
         StatusCode::OK
     );
     let t2 = app.tokens("ada").await;
-    assert_eq!(kid_of(&s(&t2, "access_token")), next);
+    let mid_at = s(&t2, "access_token");
+    assert_eq!(kid_of(&mid_at), next);
 
-    // Once every token of the previous key has expired, it is no longer published.
-    app.clock
-        .advance(app.config.access_ttl + app.config.key_reload_interval + 61);
+    // A second rotation a minute later, while tokens of both earlier keys are alive:
+    // neither key leaves the JWKS, and both tokens still verify.
+    app.clock.advance(60);
+    tessera_server::cli::rotate_with(&app.config, &store, alg, app.clock.now())
+        .await
+        .unwrap();
     core.keys
         .reload(core.store.as_ref(), app.clock.now())
         .await
         .unwrap();
-    assert_eq!(kids(&jwks(&app).await), vec![next, new_next]);
+    let twice = kids(&jwks(&app).await);
+    assert_eq!(twice.len(), 4, "two previous, current, next: {twice:?}");
+    for kid in [&current, &next, &new_next] {
+        assert!(twice.contains(kid), "{kid} in {twice:?}");
+    }
+    let newest_next = twice.iter().find(|k| !after.contains(k)).unwrap().clone();
+    for at in [&old_at, &mid_at] {
+        assert_eq!(
+            app.get_bearer("/auth/me", at).await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        kid_of(&s(&app.tokens("ada").await, "access_token")),
+        new_next
+    );
+
+    // Once every token of a previous key has expired, it is no longer published:
+    // first the older one, then the other.
+    let publish_for = app.config.access_ttl + app.config.key_reload_interval + 60;
+    app.clock.advance(publish_for - 60 + 1);
+    core.keys
+        .reload(core.store.as_ref(), app.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        kids(&jwks(&app).await),
+        vec![next.clone(), new_next.clone(), newest_next.clone()]
+    );
+    app.clock.advance(60);
+    core.keys
+        .reload(core.store.as_ref(), app.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(kids(&jwks(&app).await), vec![new_next, newest_next]);
     store.close().await;
 }
 

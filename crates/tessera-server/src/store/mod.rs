@@ -325,9 +325,17 @@ pub trait Store: Send + Sync + 'static {
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
     /// Stores `keys` only if there are no signing keys yet; true when stored.
     async fn init_keys(&self, keys: &[StoredKey]) -> StoreResult<bool>;
-    /// Rotates atomically: previous → retired, current → previous (published until
-    /// `previous_until`), next → current, and `new_next` becomes next.
-    async fn rotate_keys(&self, new_next: &StoredKey, previous_until: i64) -> StoreResult<()>;
+    /// Rotates atomically: current → previous (published until `previous_until`),
+    /// next → current, and `new_next` in. Earlier previous keys stay published until
+    /// their own time is up (a second rotation within one token lifetime must not
+    /// take a key off the JWKS while tokens it signed are alive); those whose time
+    /// is up at `now` are retired.
+    async fn rotate_keys(
+        &self,
+        new_next: &StoredKey,
+        now: i64,
+        previous_until: i64,
+    ) -> StoreResult<()>;
     /// Retires previous keys whose publication has ended.
     async fn retire_keys(&self, now: i64) -> StoreResult<()>;
 

@@ -544,16 +544,24 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
-    async fn rotate_keys(&self, new_next: &StoredKey, previous_until: i64) -> StoreResult<()> {
+    async fn rotate_keys(
+        &self,
+        new_next: &StoredKey,
+        now: i64,
+        previous_until: i64,
+    ) -> StoreResult<()> {
         let mut tx = self
             .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
-        sqlx::query("UPDATE signing_keys SET state = 'retired' WHERE state = 'previous'")
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'retired' WHERE state = 'previous' AND publish_until <= ?",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         sqlx::query(
             "UPDATE signing_keys SET state = 'previous', publish_until = ? WHERE state = 'current'",
         )
