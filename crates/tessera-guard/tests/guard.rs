@@ -281,6 +281,17 @@ async fn tampered_expired_wrong_audience_and_unsigned_tokens_are_invalid_token()
     assert_eq!(e.kind(), RejectionKind::InvalidToken);
     assert_eq!(e.jose_kind(), Some(ErrorKind::KeyNotFound));
 
+    // RFC 9068 §2.2: sub, iat and jti are required of an access token.
+    for claim in ["sub", "iat", "jti"] {
+        let mut without = claims();
+        without.as_object_mut().unwrap().remove(claim);
+        let e = f.guard.verify(&sign(&f.key, &without)).await.unwrap_err();
+        assert_eq!(e.jose_kind(), Some(ErrorKind::MissingClaim), "{claim}");
+        let a = call(f.addr, "/me", &sign(&f.key, &without)).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{claim}");
+        assert_eq!(a.body["error"], "invalid_token", "{claim}");
+    }
+
     // Wrong audience, wrong issuer, wrong typ.
     let e = f
         .guard

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
 use tessera_guard::{Authenticated, Guard, Principal, RemoteJwks, access_token_validation};
@@ -59,6 +60,22 @@ fn router(guard: &Guard) -> Router {
                 .route_layer(guard.layer()),
         )
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request",
+                "this route does not take that method",
+            )
+        })
+}
+
+/// An error in the shape the guard's own rejections have.
+fn error(status: StatusCode, code: &str, description: &str) -> (StatusCode, Json<Value>) {
+    (
+        status,
+        Json(json!({"error": code, "error_description": description})),
+    )
 }
 
 async fn hello(Authenticated { claims, principal }: Authenticated) -> Json<Value> {
