@@ -98,3 +98,18 @@ pub mod jwt;
 pub use alg::{Algorithm, ContentEncryption, KeyManagement};
 pub use error::{Error, ErrorKind, Result};
 pub use jwk::{Curve, Jwk, JwkSet, KeySource, KeyType};
+
+/// Holds `bytes` to the JSON rules every token header, payload and key is held to:
+/// UTF-8, RFC 8259 syntax, no member name twice in an object (compared after
+/// unescaping), and arrays and objects nested at most `max_depth` deep (never more
+/// than 128). For services that want their other JSON input checked the same way,
+/// before a parser recurses into it.
+///
+/// ```
+/// assert!(tessera_jose::check_json(br#"{"a":[1,{"b":null}]}"#, 32).is_ok());
+/// assert!(tessera_jose::check_json(br#"{"a":1,"a":2}"#, 32).is_err());
+/// assert!(tessera_jose::check_json(b"[[[]]]", 2).is_err());
+/// ```
+pub fn check_json(bytes: &[u8], max_depth: usize) -> Result<()> {
+    json::check(bytes, max_depth)
+}

@@ -287,53 +287,18 @@ async fn read_body(req: Request) -> Result<Bytes, ApiError> {
     }
 }
 
-/// `bytes` as a `T`: nesting is checked first, by a scan, so that a deep document
-/// costs no recursion; then serde reads it.
+/// `bytes` as a `T`: first held to the JSON rules tokens are held to (syntax, no
+/// member name twice, nesting at most [`MAX_JSON_DEPTH`]: a deep document costs a
+/// scan, not a recursion), then read by serde, whose only complaint left is the shape.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if nesting_exceeds(bytes, MAX_JSON_DEPTH) {
-        return Err(ApiError::invalid_request(
-            "the body nests arrays and objects more than 32 deep",
-        ));
-    }
+    tessera_jose::check_json(bytes, MAX_JSON_DEPTH).map_err(|e| {
+        ApiError::invalid_request(format!("the body is not valid JSON: {}", e.message()))
+    })?;
     serde_json::from_slice(bytes).map_err(|e| {
-        // serde_json calls some type errors syntax errors (a number where an enum's
-        // string belongs); whether the text is JSON at all is asked of it apart.
-        if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-            return ApiError::invalid_request(format!("the body is not valid JSON: {syntax}"));
-        }
         // serde's message names the member and the expected type; it may quote a
         // value of the client's own, so it is answered but never logged.
         ApiError::invalid_request(format!("the body does not have the expected shape: {e}"))
     })
-}
-
-/// Whether arrays and objects in `json` nest deeper than `max` (brackets inside
-/// strings do not count). Malformed text is left for the parser to refuse.
-fn nesting_exceeds(json: &[u8], max: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in json {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
 }
 
 /// The client's address and User-Agent.
@@ -421,49 +386,6 @@ impl FromRequestParts<AppState> for Authenticated {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The depth of a JSON value, by walking what serde_json parsed.
-    fn depth(v: &serde_json::Value) -> usize {
-        match v {
-            serde_json::Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
-            serde_json::Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
-            _ => 0,
-        }
-    }
-
-    fn nested() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
-        use proptest::prelude::*;
-        // Strings full of brackets, quotes and backslashes, which must not count.
-        let leaf = prop_oneof![
-            Just(serde_json::Value::Null),
-            any::<i32>().prop_map(serde_json::Value::from),
-            "[\\[\\]{}\"\\\\a\u{e9}]{0,8}".prop_map(serde_json::Value::from),
-        ];
-        leaf.prop_recursive(48, 256, 3, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..3).prop_map(serde_json::Value::from),
-                proptest::collection::btree_map("[\\[{\"\\\\k]{0,4}", inner, 0..3)
-                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn the_nesting_scan_agrees_with_a_parse(v in nested(), max in 0usize..40) {
-            let text = serde_json::to_string(&v).unwrap();
-            proptest::prop_assert_eq!(nesting_exceeds(text.as_bytes(), max), depth(&v) > max);
-        }
-    }
-
-    #[test]
-    fn nesting_at_the_limit() {
-        let doc = |d: usize| format!("{}{}", "[".repeat(d), "]".repeat(d));
-        assert!(!nesting_exceeds(doc(32).as_bytes(), 32));
-        assert!(nesting_exceeds(doc(33).as_bytes(), 32));
-        assert!(!nesting_exceeds(br#"{"a":"[[[[\"[[["}"#, 1));
-        assert!(nesting_exceeds(br#"{"a":"\\",  "b":[]}"#, 1));
-    }
 
     #[test]
     fn json_content_types() {

@@ -45,7 +45,7 @@ struct Inner {
     /// `memory_kib` of memory); the queued ones keep every core busy.
     places: Arc<tokio::sync::Semaphore>,
     /// The hashing threads' queue; they end when it is dropped.
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -113,7 +113,7 @@ impl Hasher {
                 dummy,
                 blocks,
                 places: Arc::new(tokio::sync::Semaphore::new(2 * cores)),
-                jobs: Mutex::new(spawn_workers(cores)?),
+                jobs: spawn_workers(cores)?,
             }),
         })
     }
@@ -165,8 +165,6 @@ impl Hasher {
         });
         self.inner
             .jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
             .send(job)
             .map_err(|_| HashError("the hashing threads have ended".into()))?;
         rx.await

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::Extension;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -73,7 +73,7 @@ pub fn openapi_json() -> String {
     ApiDoc::openapi().to_json().unwrap_or_else(|_| "{}".into())
 }
 
-/// The application's router, with its body limit, CORS, metrics and fallbacks.
+/// The application's router, with its body rules, CORS, metrics and fallbacks.
 pub fn router(state: AppState, body: BodyRules, cors_origins: &[String]) -> Router {
     let mut r = Router::new()
         .route("/auth/register", post(auth::register))
@@ -94,7 +94,6 @@ pub fn router(state: AppState, body: BodyRules, cors_origins: &[String]) -> Rout
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(body.limit))
         .layer(Extension(body))
         .layer(middleware::from_fn_with_state(state.clone(), observe));
     let origins: Vec<HeaderValue> = cors_origins
