@@ -1366,6 +1366,17 @@ async fn a_10_mib_body_gets_413() {
             "{path}"
         );
     }
+    // Without a Content-Length (chunked), the limit holds as the body arrives.
+    let chunk = 70 * 1024;
+    let mut request = format!(
+        "POST /auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunk:x}\r\n"
+    )
+    .into_bytes();
+    request.extend(std::iter::repeat_n(b' ', chunk));
+    request.extend_from_slice(b"\r\n0\r\n\r\n");
+    let (answer, _) = raw_exchange(&app, &request, std::time::Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 }
 
 #[tokio::test]
