@@ -1493,6 +1493,18 @@ async fn bodies_paths_and_caching_in_odd_forms() {
         let r = app.post_raw("/auth/register", nested(depth)).await;
         assert_eq!(r.status(), status, "depth {depth}");
     }
+    // A member named twice is refused, as in tokens, even one nobody reads (serde
+    // would refuse a known one itself).
+    let r = app
+        .post_raw(
+            "/auth/login",
+            r#"{"username":"ada","password":"correct horse","x":1,"x":2}"#,
+        )
+        .await;
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".into())
+    );
     // A wrong JSON type is a shape error, not a syntax error.
     let r = app
         .post(
