@@ -6,11 +6,10 @@
 //! `RSA1_5` is refused (Bleichenbacher). `zip` is refused unless enabled, and then the
 //! inflated plaintext is bounded.
 //!
-//! Every primitive comes from aws-lc-rs. Two constructions are composed here from
-//! aws-lc-rs primitives, exactly as RFC 7518 defines them: AES-CBC + HMAC (§5.2) and
-//! AES Key Wrap with a 192-bit key (RFC 3394 over AES-192, since aws-lc-rs's key_wrap
-//! module offers only 128- and 256-bit keys; checked against aws-lc-rs for those sizes
-//! and against Wycheproof for 192).
+//! Every primitive comes from aws-lc-rs, except AES Key Wrap (RFC 3394), which comes
+//! whole from RustCrypto's `aes-kw` for all three key sizes (`A*KW` and
+//! `ECDH-ES+A*KW`): aws-lc-rs has no 192-bit key wrap. One construction is composed
+//! here from aws-lc-rs primitives, exactly as RFC 7518 §5.2 defines it: AES-CBC + HMAC.
 //!
 //! All failures after key selection answer the same [`ErrorKind::DecryptionFailed`],
 //! so that no step can be told apart from another (no padding or unwrap oracle).
@@ -18,13 +17,13 @@
 use std::borrow::Cow;
 use std::io::Read;
 
+use aes_kw::{KeyInit as _, KwAes128, KwAes192, KwAes256};
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::cipher::{
-    self, DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext,
-    PaddedBlockDecryptingKey, PaddedBlockEncryptingKey, UnboundCipherKey,
+    self, DecryptionContext, EncryptionContext, PaddedBlockDecryptingKey, PaddedBlockEncryptingKey,
+    UnboundCipherKey,
 };
 use aws_lc_rs::iv::FixedLength;
-use aws_lc_rs::key_wrap::{self, AesKek, KeyWrap};
 use aws_lc_rs::{agreement, constant_time, hmac, kdf, rand};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -590,111 +589,64 @@ pub(crate) fn ecdh_derive(
 
 // ----- AES Key Wrap (RFC 3394) ------------------------------------------------------
 
-const KW_IV: [u8; 8] = [0xA6; 8];
+/// A key encryption key for RFC 3394 AES Key Wrap, from RustCrypto's `aes-kw` for all
+/// three sizes (aws-lc-rs's `key_wrap` has no AES-192; one implementation keeps one
+/// code path). The AES key schedule is wiped on drop (`aes-kw`'s `zeroize` feature).
+enum Kek {
+    A128(KwAes128),
+    A192(KwAes192),
+    A256(KwAes256),
+}
 
+impl Kek {
+    fn new(kek: &[u8]) -> Result<Self> {
+        fn bad<E>(_: E) -> Error {
+            Error::invalid_key("AES key wrap needs a 16, 24 or 32-byte key")
+        }
+        Ok(match kek.len() {
+            16 => Self::A128(KwAes128::new_from_slice(kek).map_err(bad)?),
+            24 => Self::A192(KwAes192::new_from_slice(kek).map_err(bad)?),
+            32 => Self::A256(KwAes256::new_from_slice(kek).map_err(bad)?),
+            n => return Err(bad(n)),
+        })
+    }
+}
+
+/// RFC 3394 §2.2.1: wraps `cek` (at least two 64-bit blocks) under `kek`.
 pub(crate) fn aes_kw_wrap(kek: &[u8], cek: &[u8]) -> Result<Vec<u8>> {
-    let mut out = vec![0u8; cek.len() + 8];
-    match kek.len() {
-        16 | 32 => {
-            let cipher = if kek.len() == 16 {
-                &key_wrap::AES_128
-            } else {
-                &key_wrap::AES_256
-            };
-            let k = AesKek::new(cipher, kek)?;
-            let n = k.wrap(cek, &mut out)?.len();
-            out.truncate(n);
-            Ok(out)
-        }
-        24 => rfc3394_wrap_192(kek, cek),
-        _ => Err(Error::invalid_key(
-            "AES key wrap needs a 16, 24 or 32-byte key",
-        )),
-    }
-}
-
-pub(crate) fn aes_kw_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    if wrapped.len() < 24 || !wrapped.len().is_multiple_of(8) {
-        return Err(Error::decryption_failed());
-    }
-    match kek.len() {
-        16 | 32 => {
-            let cipher = if kek.len() == 16 {
-                &key_wrap::AES_128
-            } else {
-                &key_wrap::AES_256
-            };
-            let k = AesKek::new(cipher, kek)?;
-            let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
-            let n = k
-                .unwrap(wrapped, &mut out)
-                .map_err(|_| Error::decryption_failed())?
-                .len();
-            out.truncate(n);
-            Ok(out)
-        }
-        24 => rfc3394_unwrap_192(kek, wrapped),
-        _ => Err(Error::invalid_key(
-            "AES key wrap needs a 16, 24 or 32-byte key",
-        )),
-    }
-}
-
-/// RFC 3394 §2.2.1 over AES-192 in single-block (ECB) operation from aws-lc-rs.
-fn rfc3394_wrap_192(kek: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
-    if plain.len() < 16 || !plain.len().is_multiple_of(8) {
+    // aes-kw would also wrap a single block; RFC 3394 needs n >= 2, and every CEK is
+    // 16 bytes or more.
+    if cek.len() < 16 || !cek.len().is_multiple_of(aes_kw::IV_LEN) {
         return Err(Error::crypto(
             "key wrap input must be a multiple of 8 bytes, at least 16",
         ));
     }
-    let key = EncryptingKey::ecb(UnboundCipherKey::new(&cipher::AES_192, kek)?)?;
-    let n = plain.len() / 8;
-    let mut a = KW_IV;
-    let mut r: Vec<u8> = plain.to_vec();
-    let mut block = [0u8; 16];
-    for j in 0..6u64 {
-        for i in 0..n {
-            block[..8].copy_from_slice(&a);
-            block[8..].copy_from_slice(&r[i * 8..i * 8 + 8]);
-            key.less_safe_encrypt(&mut block, EncryptionContext::None)?;
-            let t = (n as u64) * j + (i as u64) + 1;
-            a.copy_from_slice(&block[..8]);
-            for (x, y) in a.iter_mut().zip(t.to_be_bytes()) {
-                *x ^= y;
-            }
-            r[i * 8..i * 8 + 8].copy_from_slice(&block[8..]);
-        }
-    }
-    let mut out = a.to_vec();
-    out.extend_from_slice(&r);
+    let mut out = vec![0u8; cek.len() + aes_kw::IV_LEN];
+    let wrapped = match Kek::new(kek)? {
+        Kek::A128(k) => k.wrap_key(cek, &mut out),
+        Kek::A192(k) => k.wrap_key(cek, &mut out),
+        Kek::A256(k) => k.wrap_key(cek, &mut out),
+    };
+    wrapped.map_err(|_| Error::crypto("AES key wrap failed"))?;
     Ok(out)
 }
 
-/// RFC 3394 §2.2.2 over AES-192, with a constant-time integrity check.
-fn rfc3394_unwrap_192(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    let key = DecryptingKey::ecb(UnboundCipherKey::new(&cipher::AES_192, kek)?)?;
-    let n = wrapped.len() / 8 - 1;
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&wrapped[..8]);
-    let mut r = Zeroizing::new(wrapped[8..].to_vec());
-    let mut block = [0u8; 16];
-    for j in (0..6u64).rev() {
-        for i in (0..n).rev() {
-            let t = (n as u64) * j + (i as u64) + 1;
-            for (x, y) in a.iter_mut().zip(t.to_be_bytes()) {
-                *x ^= y;
-            }
-            block[..8].copy_from_slice(&a);
-            block[8..].copy_from_slice(&r[i * 8..i * 8 + 8]);
-            key.decrypt(&mut block, DecryptionContext::None)
-                .map_err(|_| Error::decryption_failed())?;
-            a.copy_from_slice(&block[..8]);
-            r[i * 8..i * 8 + 8].copy_from_slice(&block[8..]);
-        }
+/// RFC 3394 §2.2.2: unwraps and checks the integrity value; any failure is the one
+/// [`ErrorKind::DecryptionFailed`].
+pub(crate) fn aes_kw_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    if wrapped.len() < 24 || !wrapped.len().is_multiple_of(aes_kw::IV_LEN) {
+        return Err(Error::decryption_failed());
     }
-    block.fill(0);
-    constant_time::verify_slices_are_equal(&a, &KW_IV).map_err(|_| Error::decryption_failed())?;
-    Ok(r)
+    let mut out = Zeroizing::new(vec![0u8; wrapped.len() - aes_kw::IV_LEN]);
+    let unwrapped = match Kek::new(kek)? {
+        Kek::A128(k) => k.unwrap_key(wrapped, &mut out).map(<[u8]>::len),
+        Kek::A192(k) => k.unwrap_key(wrapped, &mut out).map(<[u8]>::len),
+        Kek::A256(k) => k.unwrap_key(wrapped, &mut out).map(<[u8]>::len),
+    };
+    // aes-kw wipes its output when the integrity check fails.
+    let n = unwrapped.map_err(|_| Error::decryption_failed())?;
+    out.truncate(n);
+    Ok(out)
 }
 
 // ----- content encryption (RFC 7518 §5) ---------------------------------------------
@@ -964,26 +916,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn rfc3394_192_matches_its_own_inverse_and_rfc_vector() {
-        // RFC 3394 §4.3: 128 bits of key data with a 192-bit KEK.
-        let kek: Vec<u8> = (0u8..24).collect();
-        let data: Vec<u8> = vec![
-            0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xAA, 0xBB, 0xCC, 0xDD,
-            0xEE, 0xFF,
-        ];
-        let expected = [
-            0x96, 0x77, 0x8B, 0x25, 0xAE, 0x6C, 0xA4, 0x35, 0xF9, 0x2B, 0x5B, 0x97, 0xC0, 0x50,
-            0xAE, 0xD2, 0x46, 0x8A, 0xB8, 0xA1, 0x7A, 0xD8, 0x4E, 0x5D,
-        ];
-        let wrapped = aes_kw_wrap(&kek, &data).unwrap();
-        assert_eq!(wrapped, expected);
-        assert_eq!(&*aes_kw_unwrap(&kek, &wrapped).unwrap(), &data[..]);
-        let mut bad = wrapped.clone();
-        bad[5] ^= 1;
-        assert!(aes_kw_unwrap(&kek, &bad).is_err());
     }
 
     #[test]

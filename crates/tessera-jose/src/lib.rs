@@ -1,7 +1,8 @@
 //! # tessera-jose
 //!
 //! JWS, JWE, JWK/JWK Set and JWT validation with safe defaults, built on
-//! [aws-lc-rs](https://docs.rs/aws-lc-rs). Nothing cryptographic is written here: this
+//! [aws-lc-rs](https://docs.rs/aws-lc-rs), with AES Key Wrap (RFC 3394) from RustCrypto's
+//! [aes-kw](https://docs.rs/aes-kw). Nothing cryptographic is written here: this
 //! crate is the format (RFC 7515–7519, 7638, 8037), the policy and the plumbing.
 //!
 //! ## Sign and verify a JWT

@@ -1,5 +1,8 @@
 //! RFC 7520 (JOSE cookbook) JWS and JWK examples, plus the RFC 8037 Ed25519 example
 //! and the RFC 7638 thumbprint example, through the public API only.
+//!
+//! Missing vectors fail every test that reads them when `CI` is set, and print
+//! `SKIPPED` otherwise (see `common::Vectors`).
 
 mod common;
 
@@ -616,9 +619,10 @@ fn jwe_content_encryption_and_key_wrap_match_the_cookbook_byte_for_byte() {
     let Some(mut files) = load_dir("rfc7520/jwe") else {
         return;
     };
-    if let Some(nested) = load("rfc7520/6.nesting_signatures_and_encryption.json") {
-        files.push(("6.nesting".into(), nested["encrypt"].clone()));
-    }
+    let Some(nested) = load("rfc7520/6.nesting_signatures_and_encryption.json") else {
+        return;
+    };
+    files.push(("6.nesting".into(), nested["encrypt"].clone()));
     let (mut encrypted, mut wrapped) = (0, 0);
     for (name, file) in &files {
         let content = &file["encrypting_content"];
@@ -665,4 +669,15 @@ fn jwe_content_encryption_and_key_wrap_match_the_cookbook_byte_for_byte() {
     }
     // Every RFC 7520 JWE (5.1-5.13) and the nested JWT; 5.8-5.12 use A128KW.
     assert_eq!((encrypted, wrapped), (14, 5));
+}
+
+#[test]
+fn missing_vectors_fail_under_ci_and_are_reported_otherwise() {
+    common::check_missing_vectors_are_never_silent(
+        "missing_vectors_fail_under_ci_and_are_reported_otherwise",
+        &[
+            "rfc7638_and_rfc8037_published_thumbprints",
+            "rfc7518_appendix_c_ecdh_es_with_apu_and_apv",
+        ],
+    );
 }

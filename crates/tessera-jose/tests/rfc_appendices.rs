@@ -7,6 +7,8 @@
 //! wrong character would fail a signature, a decryption or a key consistency check. The RFC 7520
 //! cookbook, RFC 7638 §3.1, RFC 8037 A.3 and RFC 7518 Appendix C are in `rfc7520.rs`.
 //!
+//! RFC 3394 §4 (AES Key Wrap) is here too, its six wrapped keys as JWE encrypted keys.
+//!
 //! Not covered here, on purpose:
 //! - RFC 7517 Appendix C (an encrypted RSA private key) uses `PBES2-HS256+A128KW`,
 //!   which this crate does not support (PBES2 is out of scope, see `jwe`).
@@ -689,6 +691,111 @@ fn rfc7516_a3_a128kw_a128cbc_hs256_decrypts() {
     let (_, rest) = RFC7516_A3_JWE.split_once('.').unwrap();
     let err = jwe::decrypt(&format!("{respaced}.{rest}"), &key, &Decrypter::new()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::DecryptionFailed);
+}
+
+// ----- RFC 3394 §4: AES Key Wrap, as JWE encrypted keys -----------------------------
+
+/// RFC 3394 §4.1–4.6: (KEK, key data, wrapped key data), in hex as the RFC prints them.
+const RFC3394_4: [(&str, &str, &str); 6] = [
+    (
+        "000102030405060708090A0B0C0D0E0F",
+        "00112233445566778899AABBCCDDEEFF",
+        "1FA68B0A8112B447 AEF34BD8FB5A7B82 9D3E862371D2CFE5",
+    ),
+    (
+        "000102030405060708090A0B0C0D0E0F1011121314151617",
+        "00112233445566778899AABBCCDDEEFF",
+        "96778B25AE6CA435 F92B5B97C050AED2 468AB8A17AD84E5D",
+    ),
+    (
+        "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F",
+        "00112233445566778899AABBCCDDEEFF",
+        "64E8C3F9CE0F5BA2 63E9777905818A2A 93C8191E7D6E8AE7",
+    ),
+    (
+        "000102030405060708090A0B0C0D0E0F1011121314151617",
+        "00112233445566778899AABBCCDDEEFF0001020304050607",
+        "031D33264E15D332 68F24EC260743EDC E1C6C7DDEE725A93 6BA814915C6762D2",
+    ),
+    (
+        "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F",
+        "00112233445566778899AABBCCDDEEFF0001020304050607",
+        "A8F9BC1612C68B3F F6E6F4FBE30E71E4 769C8B80A32CB895 8CD5D17D6B254DA1",
+    ),
+    (
+        "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F",
+        "00112233445566778899AABBCCDDEEFF000102030405060708090A0B0C0D0E0F",
+        "28C9F404C4B810F4 CBCCB35CFB87F826 3F5786E2D80ED326 CBC7F0E71A99F43B FB988B9B7A02DD21",
+    ),
+];
+
+/// A compact JWE under `alg` whose encrypted key is `encrypted_key` and whose content
+/// is AES-GCM under `cek` (A128GCM, A192GCM or A256GCM by its length), sealed here
+/// with aws-lc-rs directly.
+fn seal_gcm(alg: &str, encrypted_key: &[u8], cek: &[u8], plaintext: &[u8]) -> String {
+    use aws_lc_rs::aead::{AES_128_GCM, AES_192_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce};
+    let (enc, aead) = match cek.len() {
+        16 => ("A128GCM", &AES_128_GCM),
+        24 => ("A192GCM", &AES_192_GCM),
+        _ => ("A256GCM", &AES_256_GCM),
+    };
+    let h = b64(json!({"alg": alg, "enc": enc}).to_string());
+    let key = LessSafeKey::new(aws_lc_rs::aead::UnboundKey::new(aead, cek).unwrap());
+    let iv = [9u8; 12];
+    let mut buf = plaintext.to_vec();
+    let tag = key
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(iv),
+            Aad::from(h.as_bytes()),
+            &mut buf,
+        )
+        .unwrap();
+    format!(
+        "{h}.{}.{}.{}.{}",
+        b64(encrypted_key),
+        b64(iv),
+        b64(&buf),
+        b64(tag.as_ref())
+    )
+}
+
+#[test]
+fn rfc3394_4_wrapped_keys_open_as_a128kw_a192kw_a256kw_encrypted_keys() {
+    // Each RFC 3394 wrapped key is the encrypted key of a JWE whose content is sealed
+    // with the key data as its CEK: `jwe::decrypt` must unwrap exactly the key data.
+    for (i, (kek, data, wrapped)) in RFC3394_4.iter().enumerate() {
+        let (kek, data, wrapped) = (hex(kek), hex(data), hex(wrapped));
+        let section = format!("RFC 3394 §4.{}", i + 1);
+        let alg = match kek.len() {
+            16 => KeyManagement::A128KW,
+            24 => KeyManagement::A192KW,
+            _ => KeyManagement::A256KW,
+        };
+        let key = Jwk::from_secret(&kek).unwrap();
+        let token = seal_gcm(alg.name(), &wrapped, &data, b"key data, unwrapped");
+        let opened = jwe::decrypt(&token, &key, &Decrypter::new())
+            .unwrap_or_else(|e| panic!("{section}: {e:?}"));
+        assert_eq!(opened.plaintext(), b"key data, unwrapped", "{section}");
+        assert_eq!(opened.header().alg, alg, "{section}");
+
+        // Any changed bit of the wrapped key, in its integrity block or in the key
+        // data, fails the unwrap: one indistinguishable DecryptionFailed.
+        for byte in [0, 7, 8, wrapped.len() - 1] {
+            let mut bad = wrapped.clone();
+            bad[byte] ^= 0x01;
+            let token = seal_gcm(alg.name(), &bad, &data, b"x");
+            let err = jwe::decrypt(&token, &key, &Decrypter::new()).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                ErrorKind::DecryptionFailed,
+                "{section} byte {byte}"
+            );
+        }
+        // Another KEK of the same size fails the same way.
+        let other = Jwk::from_secret(vec![0x5c; kek.len()]).unwrap();
+        let err = jwe::decrypt(&token, &other, &Decrypter::new()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DecryptionFailed, "{section}");
+    }
 }
 
 // ----- RFC 7517 Appendix A and B: JWK and JWK Set -----------------------------------

@@ -3,7 +3,9 @@
 //! `jws::verify_detached` (the same `Jwk` verification the token path calls), with
 //! every key imported from its JWK form.
 //!
-//! Each file prints one summary line; run with `--nocapture` to see them.
+//! Each file prints one summary line; run with `--nocapture` to see them. Missing
+//! vectors fail every test when `CI` is set, and print `SKIPPED` otherwise (see
+//! `common::Vectors`).
 
 mod common;
 
@@ -399,4 +401,12 @@ fn json_web_encryption() {
 #[test]
 fn json_web_crypto_jwe() {
     run_jwe_file("wycheproof/json_web_crypto_test.json", &[]);
+}
+
+#[test]
+fn missing_vectors_fail_under_ci_and_are_reported_otherwise() {
+    common::check_missing_vectors_are_never_silent(
+        "missing_vectors_fail_under_ci_and_are_reported_otherwise",
+        &[],
+    );
 }

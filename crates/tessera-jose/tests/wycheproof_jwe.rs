@@ -3,16 +3,18 @@
 //! selection (CEK unwrap for AES-KW, RSA-OAEP and ECDH-ES; content decryption for
 //! AES-GCM and AES-CBC-HMAC), and every key is imported from its JWK form.
 //!
-//! Each file prints one summary line; run with `--nocapture` to see them.
+//! Each file prints one summary line; run with `--nocapture` to see them. Missing
+//! vectors fail every test when `CI` is set, and print `SKIPPED` otherwise (see
+//! `common::Vectors`).
 
 mod common;
 
 use aws_lc_rs::{digest, hmac};
 use serde_json::Value;
-use tessera_jose::jwe::primitives;
+use tessera_jose::jwe::{self, Decrypter, primitives};
 use tessera_jose::{ContentEncryption, ErrorKind, Jwk, KeyManagement};
 
-use common::{Tally, hex, jwk, load, s};
+use common::{Tally, Vectors, b64, hex, jwk, load, s};
 
 fn num(v: &Value) -> u64 {
     v.as_u64()
@@ -154,6 +156,82 @@ fn aes_key_wrap_as_a128kw_a192kw_a256kw() {
     tally.finish();
 }
 
+/// The content encryption whose key is `len` bytes: where a wrapped key of that
+/// length can travel in a JWE.
+fn enc_for_cek(len: usize) -> Option<ContentEncryption> {
+    ContentEncryption::ALL
+        .iter()
+        .copied()
+        .find(|e| e.key_len() == len)
+}
+
+/// A compact JWE as a sender that wrapped `cek` into `encrypted_key` would make it:
+/// the header names `alg` and `enc`, the content is sealed with `cek`.
+fn jwe_with_encrypted_key(
+    alg: KeyManagement,
+    enc: ContentEncryption,
+    encrypted_key: &[u8],
+    cek: &[u8],
+    plaintext: &[u8],
+) -> String {
+    let header = b64(format!(
+        r#"{{"alg":"{}","enc":"{}"}}"#,
+        alg.name(),
+        enc.name()
+    ));
+    let iv_len = match enc {
+        ContentEncryption::A128Gcm | ContentEncryption::A192Gcm | ContentEncryption::A256Gcm => 12,
+        _ => 16,
+    };
+    let iv = vec![0x4a; iv_len];
+    let (ct, tag) =
+        primitives::content_encrypt(enc, cek, &iv, header.as_bytes(), plaintext).unwrap();
+    format!(
+        "{header}.{}.{}.{}.{}",
+        b64(encrypted_key),
+        b64(&iv),
+        b64(&ct),
+        b64(&tag)
+    )
+}
+
+#[test]
+fn aes_key_wrap_vectors_as_jwe_encrypted_keys() {
+    // The same file through the public `jwe::decrypt`: each `ct` is the encrypted key
+    // of a JWE whose content is sealed with `msg` as the CEK. A valid vector must open
+    // to the plaintext; an invalid one must fail as the single DecryptionFailed.
+    // Vectors whose key data cannot be a CEK (8 or 384 bytes) are covered by the
+    // primitive test above only; invalid ones still run, with an A128GCM body.
+    let Some(doc) = load("wycheproof/aes_wrap_test.json") else {
+        return;
+    };
+    let mut tally = Tally::new("wycheproof/aes_wrap_test.json as JWE encrypted keys");
+    let plaintext = b"wrapped by Wycheproof";
+    for group in groups(&doc) {
+        let alg = match num(&group["keySize"]) {
+            128 => KeyManagement::A128KW,
+            192 => KeyManagement::A192KW,
+            _ => KeyManagement::A256KW,
+        };
+        for t in tests(group) {
+            let [key, ct, msg] = ["key", "ct", "msg"].map(|m| hex(s(t, m)));
+            let (enc, cek) = match enc_for_cek(msg.len()) {
+                Some(enc) => (enc, msg.clone()),
+                None if t["result"] == "invalid" => (ContentEncryption::A128Gcm, vec![0x33; 16]),
+                None => {
+                    tally.skip();
+                    continue;
+                }
+            };
+            let kek = Jwk::from_secret(&key).unwrap();
+            let token = jwe_with_encrypted_key(alg, enc, &ct, &cek, plaintext);
+            let r = jwe::decrypt(&token, &kek, &Decrypter::new()).map(|d| d.into_plaintext());
+            check_decryption(&mut tally, t, r, plaintext);
+        }
+    }
+    tally.finish();
+}
+
 fn run_oaep(file: &str, alg: KeyManagement) {
     let Some(doc) = load(file) else { return };
     let mut tally = Tally::new(file);
@@ -287,4 +365,36 @@ fn rsa1_5_cannot_even_be_named() {
         tessera_jose::jwe::EncryptOptions::new(KeyManagement::RsaOaep, ContentEncryption::A128Gcm);
     let err = tessera_jose::jwe::encrypt(b"x", &key.to_public().unwrap(), &opts).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlgorithmNotAllowed);
+}
+
+#[test]
+fn missing_vectors_fail_under_ci_and_are_reported_otherwise() {
+    common::check_missing_vectors_are_never_silent(
+        "missing_vectors_fail_under_ci_and_are_reported_otherwise",
+        &["a_missing_file_beside_present_ones_fails_under_ci"],
+    );
+}
+
+#[test]
+fn a_missing_file_beside_present_ones_fails_under_ci() {
+    // The folder is there, one file is not (a partial copy of the vectors).
+    let root = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    assert!(root.is_dir());
+    let vectors = Vectors::new(root.clone(), true);
+    let panic = std::panic::catch_unwind(|| vectors.load("wycheproof/no_such_test.json"))
+        .expect_err("CI is set: a missing file must fail the test");
+    let message = panic
+        .downcast_ref::<String>()
+        .expect("a formatted panic message");
+    let path = root
+        .canonicalize()
+        .unwrap()
+        .join("wycheproof/no_such_test.json");
+    assert!(
+        message.contains(&format!(
+            "CI is set and the test vectors are missing: {} not found",
+            path.display()
+        )),
+        "{message}"
+    );
 }

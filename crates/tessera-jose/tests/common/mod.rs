@@ -1,68 +1,217 @@
 //! Helpers shared by the conformance test binaries: locating the third-party
-//! vectors, reading them, hex and base64url, and tallying Wycheproof results.
+//! vectors (and failing under CI when they are missing), reading them, hex and
+//! base64url, and tallying Wycheproof results.
 #![allow(dead_code)]
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use tessera_jose::{Jwk, JwkSet};
 
-/// Where the vectors live: `$TESSERA_VECTORS`, else `shared/vectors` beside the repo.
-pub(crate) fn vectors_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("TESSERA_VECTORS") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"),
-    };
-    dir.is_dir().then_some(dir)
+/// Where the vectors live and what a missing one means.
+///
+/// A test that finds its vectors missing fails when `CI` is set (non-empty), as the
+/// interop test does with its peers. Otherwise it passes and says `SKIPPED` on stderr,
+/// written straight to the process's stderr: libtest captures `print!`/`eprint!` of a
+/// passing test but not direct writes, so the line shows in every plain `cargo test`.
+pub(crate) struct Vectors {
+    root: PathBuf,
+    ci: bool,
 }
 
-/// Reads a vector file as JSON, or prints why it is skipped and returns `None`.
-pub(crate) fn load(rel: &str) -> Option<Value> {
-    let Some(dir) = vectors_dir() else {
-        println!(
-            "SKIPPED: test vectors not found (set TESSERA_VECTORS or put shared/vectors beside the repo)"
-        );
-        return None;
-    };
-    let path = dir.join(rel);
-    let text = match std::fs::read(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            println!("SKIPPED: {} unreadable: {e}", path.display());
-            return None;
+impl Vectors {
+    /// `$TESSERA_VECTORS`, else `shared/vectors` beside the repository; strict when
+    /// `CI` is set and not empty.
+    pub(crate) fn from_env() -> Self {
+        let root = match std::env::var_os("TESSERA_VECTORS") {
+            Some(d) if !d.is_empty() => PathBuf::from(d),
+            _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"),
+        };
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+        Self::new(root, ci)
+    }
+
+    /// Vectors under `root`; with `ci`, a missing one is a failure.
+    pub(crate) fn new(root: PathBuf, ci: bool) -> Self {
+        let root = root.canonicalize().unwrap_or(root);
+        Self { root, ci }
+    }
+
+    /// Reads the vector file `rel` as JSON; `None` (after saying so) if it is missing.
+    pub(crate) fn load(&self, rel: &str) -> Option<Value> {
+        let path = self.root.join(rel);
+        match std::fs::read(&path) {
+            Ok(text) => Some(
+                serde_json::from_slice(&text)
+                    .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display())),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.missing(&path),
+            Err(e) => panic!("{} is unreadable: {e}", path.display()),
         }
-    };
-    Some(serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{rel} is not JSON: {e}")))
-}
+    }
 
-/// Every `*.json` file directly in `rel`, sorted by name, as (file name, JSON).
-pub(crate) fn load_dir(rel: &str) -> Option<Vec<(String, Value)>> {
-    let Some(dir) = vectors_dir() else {
-        println!(
-            "SKIPPED: test vectors not found (set TESSERA_VECTORS or put shared/vectors beside the repo)"
-        );
-        return None;
-    };
-    let dir = dir.join(rel);
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".json"))
-        .collect();
-    names.sort();
-    Some(
+    /// Every `*.json` file directly in `rel`, sorted by name, as (file name, JSON);
+    /// `None` (after saying so) if the folder is missing or holds none.
+    pub(crate) fn load_dir(&self, rel: &str) -> Option<Vec<(String, Value)>> {
+        let dir = self.root.join(rel);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.missing(&dir),
+            Err(e) => panic!("{} is unreadable: {e}", dir.display()),
+        };
+        let mut names: Vec<String> = entries
+            .map(|e| e.unwrap_or_else(|e| panic!("{}: {e}", dir.display())))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        if names.is_empty() {
+            return self.missing(&dir.join("*.json"));
+        }
+        names.sort();
         names
             .into_iter()
             .map(|n| {
-                let v = load(&format!("{rel}/{n}")).unwrap_or(Value::Null);
-                (n, v)
+                let v = self.load(&format!("{rel}/{n}"))?;
+                Some((n, v))
             })
-            .collect(),
-    )
+            .collect()
+    }
+
+    /// Fails under CI; otherwise reports the skip where it is seen, and gives `None`.
+    fn missing<T>(&self, path: &Path) -> Option<T> {
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("<unnamed test>")
+            .to_owned();
+        if self.ci {
+            panic!(
+                "{test}: CI is set and the test vectors are missing: {} not found \
+                 (set TESSERA_VECTORS, or put shared/vectors beside the repository)",
+                path.display()
+            );
+        }
+        let line = format!(
+            "SKIPPED: {test}: vectors not found at {} (set CI=1 to make this fail)\n",
+            path.display()
+        );
+        // Not eprintln!: that would be captured and shown only if the test failed.
+        let _ = std::io::stderr().write_all(line.as_bytes());
+        None
+    }
+}
+
+/// [`Vectors::load`] with the vectors the environment names.
+pub(crate) fn load(rel: &str) -> Option<Value> {
+    Vectors::from_env().load(rel)
+}
+
+/// [`Vectors::load_dir`] with the vectors the environment names.
+pub(crate) fn load_dir(rel: &str) -> Option<Vec<(String, Value)>> {
+    Vectors::from_env().load_dir(rel)
+}
+
+/// Runs this very test binary again, with `TESSERA_VECTORS` naming a folder that does
+/// not exist, leaving out `self_test` (the caller) and the tests in `vector_free`
+/// (those that need no vectors). With `CI` set, every test must fail and name the
+/// missing path; without it, every test must pass and have said `SKIPPED` on stderr.
+pub(crate) fn check_missing_vectors_are_never_silent(self_test: &str, vector_free: &[&str]) {
+    let nowhere = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("no-vectors-here");
+    assert!(!nowhere.exists(), "{} must not exist", nowhere.display());
+    let run = |ci: bool| -> (Output, Vec<String>, Vec<String>) {
+        let exe = std::env::current_exe().expect("the path of this test binary");
+        let mut cmd = Command::new(exe);
+        cmd.args([
+            "--exact",
+            "--test-threads=1",
+            "--color=never",
+            "--format=pretty",
+        ]);
+        for skip in std::iter::once(&self_test).chain(vector_free) {
+            cmd.args(["--skip", skip]);
+        }
+        cmd.env("TESSERA_VECTORS", &nowhere)
+            .env_remove("RUST_TEST_NOCAPTURE");
+        if ci {
+            cmd.env("CI", "1");
+        } else {
+            cmd.env_remove("CI");
+        }
+        let out = cmd.output().expect("run this test binary");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (mut passed, mut failed) = (Vec::new(), Vec::new());
+        for line in stdout.lines() {
+            if let Some((name, outcome)) = line
+                .strip_prefix("test ")
+                .and_then(|l| l.rsplit_once(" ... "))
+            {
+                match outcome {
+                    "ok" => passed.push(name.to_owned()),
+                    "FAILED" => failed.push(name.to_owned()),
+                    other => panic!("test {name}: unexpected outcome {other:?}"),
+                }
+            }
+        }
+        (out, passed, failed)
+    };
+    let text = |o: &Output| {
+        format!(
+            "stdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+
+    let (out, passed, failed) = run(true);
+    assert!(
+        !out.status.success(),
+        "CI=1 without vectors passed:\n{}",
+        text(&out)
+    );
+    assert!(
+        passed.is_empty(),
+        "with CI=1 and no vectors these tests still passed: {passed:?} (if they need no \
+         vectors, list them as vector-free)\n{}",
+        text(&out)
+    );
+    assert!(!failed.is_empty(), "no test ran:\n{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for name in &failed {
+        let why = format!(
+            "{name}: CI is set and the test vectors are missing: {}",
+            nowhere.display()
+        );
+        assert!(
+            stdout.contains(&why),
+            "{name} failed for another reason:\n{}",
+            text(&out)
+        );
+    }
+
+    let (out, passed, skipped_failed) = run(false);
+    assert!(
+        out.status.success(),
+        "without CI and vectors a test failed:\n{}",
+        text(&out)
+    );
+    assert!(skipped_failed.is_empty());
+    assert_eq!(passed, failed, "the same tests, with and without CI");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for name in &passed {
+        let said = format!(
+            "SKIPPED: {name}: vectors not found at {}",
+            nowhere.display()
+        );
+        assert!(
+            stderr.contains(&said),
+            "{name} passed silently:\n{}",
+            text(&out)
+        );
+    }
 }
 
 /// Decodes lower- or upper-case hex.
