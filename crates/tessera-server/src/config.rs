@@ -2,7 +2,10 @@
 //! environment variables, then command-line flags.
 //!
 //! Every key of the TOML file is a top-level key; the variable for `access_ttl` is
-//! `TESSERA_ACCESS_TTL`. Lists (`cors_allow_origins`) are comma-separated in the
+//! `TESSERA_ACCESS_TTL`. An unknown key is an error in both places: a misspelt
+//! `TESSERA_ACESS_TTL` stops the start and is named, as a misspelt key of the file
+//! is (only `TESSERA_TEST_*`, `TESSERA_BENCH_*` and `TESSERA_VECTORS`, the test
+//! harnesses' own variables, are left alone). Lists (`cors_allow_origins`) are comma-separated in the
 //! environment. Durations are seconds or a number with `s`, `m`, `h` or `d`.
 
 use std::fmt;
@@ -167,7 +170,12 @@ impl Config {
                 key = "log_level".into();
             }
             if !KEYS.contains(&key.as_str()) {
-                continue;
+                if NOT_CONFIG.iter().any(|p| name.starts_with(p)) {
+                    continue;
+                }
+                return Err(ConfigError(format!(
+                    "unknown configuration variable {name} (a TESSERA_* variable names a key of the configuration, e.g. TESSERA_ACCESS_TTL)"
+                )));
             }
             table.insert(key.clone(), env_value(&key, value));
         }
@@ -216,14 +224,17 @@ impl Config {
             .map_err(|_| ConfigError(format!("addr {:?} is not HOST:PORT", self.addr)))
     }
 
-    /// The algorithm of new signing keys.
+    /// The algorithm of new signing keys: a JWS algorithm whose public key can be
+    /// published (checked by name; no key is made to find out).
     pub fn signing_algorithm(&self) -> Result<Algorithm, ConfigError> {
-        self.signing_alg.parse().map_err(|_| {
+        let alg: Algorithm = self.signing_alg.parse().map_err(|_| {
             ConfigError(format!(
                 "signing_alg {:?} is not a JWS algorithm",
                 self.signing_alg
             ))
-        })
+        })?;
+        crate::keys::signing_key_kind(alg).map_err(|e| ConfigError(format!("signing_alg: {e}")))?;
+        Ok(alg)
     }
 
     /// The file path inside a `sqlite://` database URL.
@@ -312,6 +323,10 @@ pub enum LogFormat {
     /// One JSON object per line.
     Json,
 }
+
+/// `TESSERA_*` names that are not configuration: the test and benchmark
+/// harnesses' own variables, which a server they start inherits.
+const NOT_CONFIG: &[&str] = &["TESSERA_TEST_", "TESSERA_BENCH_", "TESSERA_VECTORS"];
 
 const KEYS: &[&str] = &[
     "addr",

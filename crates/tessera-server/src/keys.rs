@@ -123,23 +123,41 @@ pub async fn rotate(
     Ok(())
 }
 
-/// Generates a private signing key for `alg`.
-pub fn generate(alg: Algorithm) -> Result<Jwk, KeyError> {
-    let name = alg.name();
-    let key = match name {
-        "ES256" => Jwk::generate_curve(Curve::P256)?,
-        "ES384" => Jwk::generate_curve(Curve::P384)?,
-        "ES512" => Jwk::generate_curve(Curve::P521)?,
-        "EdDSA" | "Ed25519" => Jwk::generate_curve(Curve::Ed25519)?,
-        n if n.starts_with("RS") || n.starts_with("PS") => Jwk::generate_rsa(2048)?,
-        _ => {
+/// What kind of key signs with `alg`; an error for an algorithm that cannot sign
+/// published tokens. A check of the name alone: nothing is generated.
+pub fn signing_key_kind(alg: Algorithm) -> Result<SigningKeyKind, KeyError> {
+    Ok(match alg.name() {
+        "ES256" => SigningKeyKind::Curve(Curve::P256),
+        "ES384" => SigningKeyKind::Curve(Curve::P384),
+        "ES512" => SigningKeyKind::Curve(Curve::P521),
+        "EdDSA" | "Ed25519" => SigningKeyKind::Curve(Curve::Ed25519),
+        n if n.starts_with("RS") || n.starts_with("PS") => SigningKeyKind::Rsa2048,
+        name => {
             return Err(KeyError(format!(
                 "{name} cannot sign published tokens (a JWKS holds public keys only); use ES256, ES384, ES512, EdDSA, RS* or PS*"
             )));
         }
+    })
+}
+
+/// The key a signing algorithm needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SigningKeyKind {
+    /// An EC or OKP key on this curve.
+    Curve(Curve),
+    /// A 2048-bit RSA key.
+    Rsa2048,
+}
+
+/// Generates a private signing key for `alg`.
+pub fn generate(alg: Algorithm) -> Result<Jwk, KeyError> {
+    let key = match signing_key_kind(alg)? {
+        SigningKeyKind::Curve(crv) => Jwk::generate_curve(crv)?,
+        SigningKeyKind::Rsa2048 => Jwk::generate_rsa(2048)?,
     };
     let kid = key.thumbprint();
-    Ok(key.with_kid(kid).with_alg(name).with_use("sig"))
+    Ok(key.with_kid(kid).with_alg(alg.name()).with_use("sig"))
 }
 
 /// The key-encryption key: `key_encryption_key` from the config or environment,

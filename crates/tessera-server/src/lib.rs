@@ -21,6 +21,7 @@ pub mod keys;
 pub mod metrics;
 pub mod password;
 pub mod ratelimit;
+pub mod redact;
 pub mod routes;
 pub mod startup;
 pub mod store;

@@ -112,7 +112,6 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
     let db_path = config.sqlite_path().map_err(err)?;
     let kek = keys::load_kek(config, Path::new(&db_path)).map_err(err)?;
     let alg = config.signing_algorithm().map_err(err)?;
-    keys::generate(alg).map_err(err)?;
     let shared: Arc<dyn Store> = Arc::new(store.clone());
     let ring = KeyRing::load(shared.as_ref(), kek, alg, clock.now())
         .await

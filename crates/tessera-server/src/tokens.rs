@@ -4,8 +4,8 @@
 //! `typ: at+jwt`; claims `iss`, `sub`, `aud`, `exp`, `iat`, `jti`, `sid`, `roles`,
 //! `scope` (plus `username`, which `/auth/me` answers).
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tessera_guard::{Guard, RevocationView, StaticKeys, access_token_validation};
@@ -55,14 +55,15 @@ pub fn mint(ring: &KeyRing, claims: &AccessClaims) -> Result<String, tessera_jos
     jwt::encode(&header, claims, &keys.signer)
 }
 
-/// The most verified tokens remembered; past it the memory starts over.
-const CACHE_ENTRIES: usize = 10_000;
+/// The most verified tokens remembered; past it the least used are forgotten
+/// first, one at a time (S3-FIFO), never all at once.
+pub const CACHE_ENTRIES: usize = 10_000;
 
 /// Checks bearer tokens: signature by a published key, `typ`, `iss`, `aud`, `exp`
 /// (by the server's clock), then the denylist.
 ///
-/// A token that verified is remembered (by its exact text) until the key set
-/// changes, so a client that sends its token on every call costs one signature
+/// A token that verified is remembered (by its exact text) until the set of
+/// published key ids changes, so a client that sends its token on every call costs one signature
 /// check per token, not per request; `exp` and the denylist are still checked on
 /// every request.
 pub struct Verifier {
@@ -70,7 +71,7 @@ pub struct Verifier {
     keys: StaticKeys,
     denylist: Arc<Denylist>,
     clock: Arc<dyn Clock>,
-    cache: RwLock<HashMap<Box<str>, Arc<AccessClaims>>>,
+    cache: quick_cache::sync::Cache<Box<str>, Arc<AccessClaims>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -111,24 +112,35 @@ impl Verifier {
             keys,
             denylist,
             clock,
-            cache: RwLock::new(HashMap::new()),
+            cache: quick_cache::sync::Cache::new(CACHE_ENTRIES),
         }
     }
 
     /// Publishes a new key set to the verifier (after a reload of the key ring).
+    /// Nothing changes unless the set of key ids did: a reload that found the same
+    /// keys keeps every verified token remembered. When a key leaves, the tokens it
+    /// signed are forgotten with it (all of them: rotations are rare).
     pub fn set_keys(&self, published: JwkSet) {
+        if kids(&self.keys.current()) == kids(&published) {
+            return;
+        }
         self.keys.replace(published);
-        self.cache_mut().clear();
+        self.cache.clear();
+    }
+
+    /// Remembered tokens, hits and misses (for metrics and tests).
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            entries: self.cache.len(),
+            hits: self.cache.hits(),
+            misses: self.cache.misses(),
+        }
     }
 
     /// The verified, not revoked claims of `token`.
     pub async fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, Refused> {
         let now = self.clock.now();
-        let hit = match self.cache.read() {
-            Ok(g) => g.get(token).cloned(),
-            Err(p) => p.into_inner().get(token).cloned(),
-        };
-        if let Some(claims) = hit {
+        if let Some(claims) = self.cache.get(token) {
             if claims.exp <= now {
                 return Err(Refused("the token has expired".into()));
             }
@@ -145,18 +157,22 @@ impl Verifier {
         let claims: Arc<AccessClaims> = Arc::new(principal.claims().map_err(|_| {
             Refused("the access token's claims do not have the expected shape".into())
         })?);
-        let mut cache = self.cache_mut();
-        if cache.len() >= CACHE_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(token.into(), Arc::clone(&claims));
+        self.cache.insert(token.into(), Arc::clone(&claims));
         Ok(claims)
     }
+}
 
-    fn cache_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Box<str>, Arc<AccessClaims>>> {
-        match self.cache.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
-    }
+/// What the verified-token cache holds and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Tokens remembered now.
+    pub entries: usize,
+    /// Lookups that found a verified token.
+    pub hits: u64,
+    /// Lookups that did not.
+    pub misses: u64,
+}
+
+fn kids(set: &JwkSet) -> BTreeSet<Option<&str>> {
+    set.keys().iter().map(|k| k.kid()).collect()
 }

@@ -123,8 +123,13 @@ fn run(dir: &TempDir, args: &[&str]) -> Out {
 }
 
 fn run_stdin(dir: &TempDir, args: &[&str], stdin: Option<&[u8]>) -> Out {
+    run_env(dir, args, stdin, &[])
+}
+
+fn run_env(dir: &TempDir, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Out {
     let mut child = Command::new(TESSERA)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(&dir.0)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -1827,4 +1832,40 @@ fn encrypt_with_a_jwk_set_chooses_by_kid_or_fit() {
         ],
     )
     .fails(2, "no key in the set fits RSA-OAEP");
+}
+
+#[test]
+fn a_misspelt_variable_or_an_unpublishable_signing_alg_stops_the_server_commands() {
+    let dir = TempDir::new();
+    let db = format!("sqlite://{}", dir.0.join("t.db").display());
+    let password: &[u8] = b"correct horse battery\n";
+    for args in [
+        &["serve", "--addr", "127.0.0.1:0", "--database", &db][..],
+        &["user", "add", "ada", "--database", &db],
+        &["key", "rotate", "--database", &db],
+    ] {
+        let out = run_env(&dir, args, Some(password), &[("TESSERA_ACESS_TTL", "5m")]);
+        out.fails(2, "TESSERA_ACESS_TTL");
+        // HS256 is a JWS algorithm, but its key cannot be published: refused by
+        // name, before any database or key is touched.
+        let out = run_env(
+            &dir,
+            args,
+            Some(password),
+            &[("TESSERA_SIGNING_ALG", "HS256")],
+        );
+        out.fails(2, "HS256 cannot sign published tokens");
+    }
+    assert!(!dir.0.join("t.db").exists(), "no database was created");
+    // The harnesses' own variables are not configuration.
+    let out = run_env(
+        &dir,
+        &["user", "add", "ada", "--database", &db],
+        Some(password),
+        &[
+            ("TESSERA_TEST_POSTGRES", "postgres://x"),
+            ("TESSERA_BENCH_CLOCK", "wall"),
+        ],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
 }

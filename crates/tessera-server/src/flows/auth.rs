@@ -4,6 +4,8 @@ use crate::crypto::{self, SealKey};
 use crate::domain::{Password, Username};
 use crate::metrics::TokenOp;
 use crate::password::Hasher;
+use crate::ratelimit::LimitKey;
+use crate::redact::debug_redacted;
 use crate::store::{DenyEntry, DenyKind, Family, NewRefresh, RotateRequest, Rotation, Store, User};
 use crate::tokens::{self, AccessClaims};
 
@@ -13,7 +15,6 @@ use super::{AuthError, Core};
 const SUCCESSOR_LABEL: &str = "tessera refresh successor";
 
 /// A token pair just issued.
-#[derive(Debug)]
 pub struct Issued {
     /// The access token.
     pub access_token: String,
@@ -28,6 +29,8 @@ pub struct Issued {
     /// The user.
     pub user: User,
 }
+
+debug_redacted!(Issued { expires_in, refresh_expires_in, sid, user; access_token, refresh_token });
 
 /// A session as `/auth/sessions` lists it.
 #[derive(Debug, Clone)]
@@ -78,18 +81,22 @@ impl Core {
     ) -> Result<User, AuthError> {
         let now = self.now();
         let normalized = Username::lookup(username);
-        let account_key = format!("acct:{}", normalized.as_ref().map_or("", |u| u.as_str()));
-        let address_key = format!("addr:{ip}");
         let s = &self.settings;
-        if let Err(wait) = self
-            .limiter
-            .check(&address_key, s.address_failures, now)
-            .and_then(|()| self.limiter.check(&account_key, s.account_failures, now))
-        {
-            self.metrics.rate_limited();
-            tracing::warn!(target: "audit", event = "login_rate_limited", ip, "login refused by the brute-force limit");
-            return Err(AuthError::RateLimited(wait));
-        }
+        let account = LimitKey::account(
+            normalized.as_ref().map_or("", |u| u.as_str()),
+            s.account_failures,
+        );
+        let address = LimitKey::address(ip, s.address_failures);
+        // The failure is reserved before the hash, so no more guesses than the
+        // limit are ever in flight or done for this account or address.
+        let reservation = match self.limiter.reserve(&[address, account.clone()], now) {
+            Ok(r) => r,
+            Err(wait) => {
+                self.metrics.rate_limited();
+                tracing::warn!(target: "audit", event = "login_rate_limited", ip, "login refused by the brute-force limit");
+                return Err(AuthError::RateLimited(wait));
+            }
+        };
         let user = match &normalized {
             Some(u) => self.store.user_by_username(u.as_str()).await?,
             None => None,
@@ -103,12 +110,12 @@ impl Core {
             .map_err(|e| AuthError::Internal(e.to_string()))?;
         match user {
             Some(user) if ok => {
-                self.limiter.clear(&account_key);
+                self.limiter.refund_and_clear(reservation, &account);
                 Ok(user)
             }
             _ => {
-                self.limiter.fail(&address_key, now);
-                self.limiter.fail(&account_key, now);
+                // The reserved failure stays counted.
+                drop(reservation);
                 self.metrics.login_failure();
                 tracing::info!(target: "audit", event = "login_failure", ip, "login failed");
                 Err(AuthError::InvalidGrant)
@@ -166,16 +173,31 @@ impl Core {
     /// Spends a refresh token for a new pair.
     pub async fn refresh(&self, refresh_token: &str, ip: &str) -> Result<Issued, AuthError> {
         let now = self.now();
-        let address_key = format!("addr:{ip}");
-        if let Err(wait) = self
-            .limiter
-            .check(&address_key, self.settings.address_failures, now)
-        {
-            self.metrics.rate_limited();
-            return Err(AuthError::RateLimited(wait));
+        let address = LimitKey::address(ip, self.settings.address_failures);
+        let reservation = match self.limiter.reserve(&[address], now) {
+            Ok(r) => r,
+            Err(wait) => {
+                self.metrics.rate_limited();
+                return Err(AuthError::RateLimited(wait));
+            }
+        };
+        let outcome = self.rotate(refresh_token, ip, now).await;
+        match &outcome {
+            // A refused token keeps its reserved failure.
+            Err(AuthError::InvalidGrant) => {
+                drop(reservation);
+                self.metrics.login_failure();
+                self.metrics.op(TokenOp::RefreshRefused);
+            }
+            // Success, or a failure of ours (the database), is no guess.
+            _ => self.limiter.refund(reservation),
         }
+        outcome
+    }
+
+    async fn rotate(&self, refresh_token: &str, ip: &str, now: i64) -> Result<Issued, AuthError> {
         if refresh_token.is_empty() || refresh_token.len() > 128 {
-            return Err(self.refresh_failed(&address_key, now));
+            return Err(AuthError::InvalidGrant);
         }
         let presented = crypto::hash_secret(refresh_token);
         let successor = crypto::random_token()?;
@@ -215,9 +237,9 @@ impl Core {
                 tracing::warn!(target: "audit", event = "refresh_reuse", user_id = %user_id, sid = %family_id, ip, "a spent refresh token was presented again; its family is revoked");
                 self.deny_sessions(std::slice::from_ref(&family_id), now)
                     .await?;
-                Err(self.refresh_failed(&address_key, now))
+                Err(AuthError::InvalidGrant)
             }
-            _ => Err(self.refresh_failed(&address_key, now)),
+            _ => Err(AuthError::InvalidGrant),
         }
     }
 
@@ -350,13 +372,6 @@ impl Core {
             self.metrics.op(TokenOp::AccessRefused);
         }
         r
-    }
-
-    fn refresh_failed(&self, address_key: &str, now: i64) -> AuthError {
-        self.limiter.fail(address_key, now);
-        self.metrics.login_failure();
-        self.metrics.op(TokenOp::RefreshRefused);
-        AuthError::InvalidGrant
     }
 
     fn issue(

@@ -2,12 +2,12 @@
 //! store (id and CSRF token stored hashed).
 
 use crate::crypto;
+use crate::redact::debug_redacted;
 use crate::store::{ServerSession, User};
 
 use super::{AuthError, Core};
 
 /// A stateful login just made.
-#[derive(Debug)]
 pub struct StatefulLogin {
     /// The session id (cookie value; the store keeps its hash).
     pub session_id: String,
@@ -16,6 +16,8 @@ pub struct StatefulLogin {
     /// The user.
     pub user: User,
 }
+
+debug_redacted!(StatefulLogin { user; session_id, csrf_token });
 
 impl Core {
     /// Logs in to a stateful session.

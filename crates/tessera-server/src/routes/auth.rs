@@ -13,9 +13,10 @@ use crate::http::{
     ApiJson, ApiPath, AppState, Authenticated, CSRF_COOKIE, Client, OptionalJson, REFRESH_COOKIE,
     SameSite, cookie, csrf_ok,
 };
+use crate::redact::debug_redacted;
 
 /// `POST /auth/register` body.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// 1 to 64 characters after normalization (NFKC, case folded), without control or
     /// invisible formatting characters, nor whitespace at either end. The pattern
@@ -56,7 +57,7 @@ pub enum Delivery {
 }
 
 /// `POST /auth/login` body.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
     /// The username.
     pub username: String,
@@ -68,7 +69,7 @@ pub struct LoginRequest {
 }
 
 /// A token pair (JSON delivery).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenResponse {
     /// The access token (a JWT, `typ: at+jwt`).
     pub access_token: String,
@@ -83,7 +84,7 @@ pub struct TokenResponse {
 }
 
 /// The answer of a cookie-delivery login or refresh: no token in the body.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct CookieTokenResponse {
     /// Always `Bearer`.
     pub token_type: &'static str,
@@ -107,18 +108,25 @@ pub enum TokenAnswer {
 }
 
 /// `POST /auth/refresh` body (empty in cookie mode).
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct RefreshRequest {
     /// The refresh token.
     pub refresh_token: Option<String>,
 }
 
 /// `POST /auth/logout` body (optional).
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct LogoutRequest {
     /// The session's refresh token, ended too.
     pub refresh_token: Option<String>,
 }
+
+debug_redacted!(RegisterRequest { username; password });
+debug_redacted!(LoginRequest { username, delivery; password });
+debug_redacted!(TokenResponse { token_type, expires_in, refresh_expires_in; access_token, refresh_token });
+debug_redacted!(CookieTokenResponse { token_type, expires_in, refresh_expires_in; csrf_token });
+debug_redacted!(RefreshRequest { ; refresh_token });
+debug_redacted!(LogoutRequest { ; refresh_token });
 
 /// `GET /auth/me`.
 #[derive(Debug, Serialize, ToSchema)]

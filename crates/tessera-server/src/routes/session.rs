@@ -9,9 +9,10 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::http::{ApiJson, AppState, CSRF_COOKIE, CSRF_HEADER, Client, SameSite, cookie};
+use crate::redact::debug_redacted;
 
 /// `POST /session/login` body.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct SessionLoginRequest {
     /// The username.
     pub username: String,
@@ -20,13 +21,16 @@ pub struct SessionLoginRequest {
 }
 
 /// `POST /session/login` answer (the session id is in the cookie).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionLoginResponse {
     /// The normalized username.
     pub username: String,
     /// The CSRF token to echo in `X-CSRF-Token`.
     pub csrf_token: String,
 }
+
+debug_redacted!(SessionLoginRequest { username; password });
+debug_redacted!(SessionLoginResponse { username; csrf_token });
 
 /// `GET /session/me`.
 #[derive(Debug, Serialize, ToSchema)]

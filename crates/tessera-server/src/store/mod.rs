@@ -41,7 +41,7 @@ impl std::error::Error for StoreError {}
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A user as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct User {
     /// Stable id (the `sub` of its tokens).
     pub id: String,
@@ -54,6 +54,8 @@ pub struct User {
     /// When it was created.
     pub created_at: i64,
 }
+
+crate::redact::debug_redacted!(User { id, username, roles, created_at; password_hash });
 
 /// A refresh family (a login session).
 #[derive(Debug, Clone, PartialEq, Eq)]
