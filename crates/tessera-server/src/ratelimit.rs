@@ -242,7 +242,7 @@ mod tests {
     fn all_or_nothing_over_keys() {
         let l = Limiter::new(true, 60);
         let addr = LimitKey::address("192.0.2.1", 1);
-        let _kept = l.reserve(&[addr.clone()], 0).unwrap();
+        let _kept = l.reserve(std::slice::from_ref(&addr), 0).unwrap();
         assert!(l.reserve(&[acct(5), addr], 0).is_err());
         // The refused attempt counted nothing on the account.
         let held: Vec<_> = (0..5).map(|_| l.reserve(&[acct(5)], 0).unwrap()).collect();
