@@ -1,17 +1,31 @@
-//! Prometheus metrics, kept by hand: per-route request counts and latency
+//! Prometheus metrics on `prometheus-client`: per-route request counts and latency
 //! histograms, token operations, login failures.
+//!
+//! Every label has a fixed set of values, so that no client can grow the page: the
+//! method is one of the methods the server routes (anything else is `other`), the
+//! route is the matched route template (`unmatched` for every path no route takes),
+//! and the status is a three-digit number. Recording takes a shared read lock on
+//! the family; only the first request of a new label set writes.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::text::encode;
+use std::fmt::{self, Write as _};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
+/// The label every path gets that no route matched.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
 /// Token operations counted in `tessera_token_operations_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TokenOp {
     /// An access token was minted.
@@ -58,179 +72,195 @@ impl TokenOp {
     }
 }
 
-/// The stats of one (method, status) of a route.
-#[derive(Debug)]
-struct Entry {
-    method: String,
-    status: u16,
-    stat: RouteStat,
+impl EncodeLabelValue for TokenOp {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> fmt::Result {
+        encoder.write_str(self.name())
+    }
 }
 
-#[derive(Debug, Default)]
-struct RouteStat {
-    count: u64,
-    sum: f64,
-    buckets: [u64; BUCKETS.len()],
+/// An HTTP method as a label: the ones a route of ours takes, or `other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum MethodLabel {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+    Other,
+}
+
+impl MethodLabel {
+    fn of(method: &str) -> Self {
+        match method {
+            "GET" => Self::Get,
+            "HEAD" => Self::Head,
+            "POST" => Self::Post,
+            "PUT" => Self::Put,
+            "PATCH" => Self::Patch,
+            "DELETE" => Self::Delete,
+            "OPTIONS" => Self::Options,
+            _ => Self::Other,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+            Self::Options => "OPTIONS",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl EncodeLabelValue for MethodLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> fmt::Result {
+        encoder.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    method: MethodLabel,
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LatencyLabels {
+    method: MethodLabel,
+    route: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OpLabels {
+    op: TokenOp,
+}
+
+type HistogramFamily = Family<LatencyLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
 /// The server's metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    /// route → [(method, status, stats)]: looked up by &str, allocating once per key.
-    routes: Mutex<HashMap<String, Vec<Entry>>>,
-    ops: [AtomicU64; 8],
-    login_failures: AtomicU64,
-    rate_limited: AtomicU64,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: HistogramFamily,
+    ops: Family<OpLabels, Counter>,
+    login_failures: Counter,
+    rate_limited: Counter,
+    denylist_entries: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
-    /// Empty metrics.
+    /// The server's metrics, registered and at zero.
     pub fn new() -> Self {
-        Self::default()
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "tessera_http_requests",
+            "HTTP requests by method, route and status",
+            requests.clone(),
+        );
+        let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "tessera_http_request_duration_seconds",
+            "HTTP request latency by method and route",
+            latency.clone(),
+        );
+        let ops = Family::<OpLabels, Counter>::default();
+        for op in TokenOp::ALL {
+            // Every operation is on the page from the start, at zero.
+            drop(ops.get_or_create(&OpLabels { op }));
+        }
+        registry.register("tessera_token_operations", "Token operations", ops.clone());
+        let login_failures = Counter::default();
+        registry.register(
+            "tessera_login_failures",
+            "Failed logins and refreshes",
+            login_failures.clone(),
+        );
+        let rate_limited = Counter::default();
+        registry.register(
+            "tessera_rate_limited",
+            "Requests refused with 429",
+            rate_limited.clone(),
+        );
+        let denylist_entries = Gauge::default();
+        registry.register(
+            "tessera_denylist_entries",
+            "Entries in the access-token denylist",
+            denylist_entries.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            ops,
+            login_failures,
+            rate_limited,
+            denylist_entries,
+        }
     }
 
-    /// Records one request.
+    /// Records one request. `route` is the matched route template, or
+    /// [`UNMATCHED_ROUTE`]: never the path the client sent.
     pub fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let mut m = match self.routes.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        if !m.contains_key(route) {
-            m.insert(route.to_string(), Vec::new());
-        }
-        let Some(list) = m.get_mut(route) else { return };
-        let i = match list
-            .iter()
-            .position(|e| e.method == method && e.status == status)
-        {
-            Some(i) => i,
-            None => {
-                list.push(Entry {
-                    method: method.to_string(),
-                    status,
-                    stat: RouteStat::default(),
-                });
-                list.len() - 1
-            }
-        };
-        let s = &mut list[i].stat;
-        s.count += 1;
-        s.sum += seconds;
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if seconds <= *b {
-                s.buckets[i] += 1;
-            }
-        }
+        let method = MethodLabel::of(method);
+        let route = route.to_owned();
+        self.latency
+            .get_or_create(&LatencyLabels {
+                method,
+                route: route.clone(),
+            })
+            .observe(seconds);
+        self.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route,
+                status,
+            })
+            .inc();
     }
 
     /// Counts a token operation.
     pub fn op(&self, op: TokenOp) {
-        if let Some(i) = TokenOp::ALL.iter().position(|o| *o == op) {
-            self.ops[i].fetch_add(1, Ordering::Relaxed);
-        }
+        self.ops.get_or_create(&OpLabels { op }).inc();
     }
 
     /// Counts a failed login or refresh.
     pub fn login_failure(&self) {
-        self.login_failures.fetch_add(1, Ordering::Relaxed);
+        self.login_failures.inc();
     }
 
     /// Counts a 429.
     pub fn rate_limited(&self) {
-        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+        self.rate_limited.inc();
     }
 
-    /// The Prometheus text exposition.
+    /// The exposition (OpenMetrics text, which Prometheus also reads as its text
+    /// format).
     pub fn render(&self, denylist_entries: usize) -> String {
+        self.denylist_entries
+            .set(i64::try_from(denylist_entries).unwrap_or(i64::MAX));
         let mut out = String::new();
-        out.push_str("# HELP tessera_http_requests_total HTTP requests by route and status.\n");
-        out.push_str("# TYPE tessera_http_requests_total counter\n");
-        let m = match self.routes.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        let mut rows: BTreeMap<(&str, &str, u16), &RouteStat> = BTreeMap::new();
-        for (route, list) in m.iter() {
-            for e in list {
-                rows.insert((e.method.as_str(), route.as_str(), e.status), &e.stat);
-            }
-        }
-        for ((method, route, status), s) in &rows {
-            let _ = writeln!(
-                out,
-                "tessera_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
-                s.count
-            );
-        }
-        out.push_str(
-            "# HELP tessera_http_request_duration_seconds HTTP request latency by route.\n",
-        );
-        out.push_str("# TYPE tessera_http_request_duration_seconds histogram\n");
-        let mut merged: BTreeMap<(String, String), RouteStat> = BTreeMap::new();
-        for ((method, route, _), s) in &rows {
-            let e = merged
-                .entry((method.to_string(), route.to_string()))
-                .or_default();
-            e.count += s.count;
-            e.sum += s.sum;
-            for i in 0..BUCKETS.len() {
-                e.buckets[i] += s.buckets[i];
-            }
-        }
-        drop(rows);
-        drop(m);
-        for ((method, route), s) in &merged {
-            let labels = format!("method=\"{method}\",route=\"{route}\"");
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "tessera_http_request_duration_seconds_bucket{{{labels},le=\"{b}\"}} {}",
-                    s.buckets[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "tessera_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                s.count
-            );
-            let _ = writeln!(
-                out,
-                "tessera_http_request_duration_seconds_sum{{{labels}}} {}",
-                s.sum
-            );
-            let _ = writeln!(
-                out,
-                "tessera_http_request_duration_seconds_count{{{labels}}} {}",
-                s.count
-            );
-        }
-        out.push_str("# HELP tessera_token_operations_total Token operations.\n");
-        out.push_str("# TYPE tessera_token_operations_total counter\n");
-        for (i, op) in TokenOp::ALL.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "tessera_token_operations_total{{op=\"{}\"}} {}",
-                op.name(),
-                self.ops[i].load(Ordering::Relaxed)
-            );
-        }
-        out.push_str("# HELP tessera_login_failures_total Failed logins and refreshes.\n");
-        out.push_str("# TYPE tessera_login_failures_total counter\n");
-        let _ = writeln!(
-            out,
-            "tessera_login_failures_total {}",
-            self.login_failures.load(Ordering::Relaxed)
-        );
-        out.push_str("# HELP tessera_rate_limited_total Requests refused with 429.\n");
-        out.push_str("# TYPE tessera_rate_limited_total counter\n");
-        let _ = writeln!(
-            out,
-            "tessera_rate_limited_total {}",
-            self.rate_limited.load(Ordering::Relaxed)
-        );
-        out.push_str("# HELP tessera_denylist_entries Entries in the access-token denylist.\n");
-        out.push_str("# TYPE tessera_denylist_entries gauge\n");
-        let _ = writeln!(out, "tessera_denylist_entries {denylist_entries}");
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
         out
     }
 }

@@ -1694,6 +1694,94 @@ async fn health_metrics_and_openapi() {
     }
 }
 
+/// The samples of a metrics page without their values: one line per series.
+fn metric_series(page: &str) -> Vec<String> {
+    page.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            l.rsplit_once(' ')
+                .map_or(l, |(series, _)| series)
+                .to_string()
+        })
+        .collect()
+}
+
+/// The sum of the samples of `name` whose labels hold `label`.
+fn metric_sum(page: &str, name: &str, label: &str) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// A made-up word of letters only, distinct for every `i`.
+fn made_up(i: usize) -> String {
+    let mut i = i;
+    let mut w = String::from("QZ");
+    loop {
+        w.push(char::from(b'A' + (i % 26) as u8));
+        i /= 26;
+        if i == 0 {
+            return w;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_made_up_methods_and_paths_does_not_grow_metrics() {
+    let app = spawn_app().await;
+    let send = |method: &str, path: String| {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        app.http.request(method, app.url(&path)).send()
+    };
+    // Every kind of request the flood sends, once, and two scrapes, so that the
+    // page already holds every series the flood and the scrape can touch.
+    send("QZWARM", "/made-up/warm".into()).await.unwrap();
+    send("QZWARM", "/auth/login".into()).await.unwrap();
+    send("GET", "/made-up/warm".into()).await.unwrap();
+    let scrape = || async {
+        app.http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    scrape().await;
+    let before = scrape().await;
+    for i in 0..1000 {
+        let word = made_up(i);
+        assert_ne!(
+            send(&word, format!("/made-up/{word}"))
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
+        send(&word, "/auth/login".into()).await.unwrap();
+        send("GET", format!("/{word}/{i}")).await.unwrap();
+    }
+    let after = scrape().await;
+    assert_eq!(metric_series(&before), metric_series(&after));
+    let shape = |page: &str| -> String {
+        page.lines()
+            .map(|l| match l.rsplit_once(' ') {
+                Some((series, _)) if !l.starts_with('#') => series,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(shape(&before).len(), shape(&after).len());
+    // The made-up methods were counted, under `other`.
+    let others = |page: &str| metric_sum(page, "tessera_http_requests_total", "method=\"other\"");
+    assert_eq!(others(&after) - others(&before), 2000.0, "{after}");
+    assert!(!after.contains("QZ"), "{after}");
+    assert!(!after.contains("made-up"), "{after}");
+}
+
 #[tokio::test]
 async fn cors_is_off_unless_allowed() {
     let preflight = |app: &TestApp, origin: &str| {

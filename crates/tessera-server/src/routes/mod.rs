@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::Extension;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -160,15 +160,23 @@ pub async fn readyz(State(s): State<AppState>) -> Result<axum::Json<Health>, Api
     }
 }
 
-/// Prometheus metrics.
+/// Prometheus metrics: OpenMetrics text to a scraper that asks for it, the same
+/// page as Prometheus text otherwise.
 #[utoipa::path(get, path = "/metrics",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
-pub async fn metrics(State(s): State<AppState>) -> Response {
+pub async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
     (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        )],
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         s.core.metrics.render(s.core.denylist.len()),
     )
         .into_response()
@@ -214,7 +222,9 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
     }
     let elapsed = start.elapsed().as_secs_f64();
     let status = res.status().as_u16();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let route = route
+        .as_ref()
+        .map_or(crate::metrics::UNMATCHED_ROUTE, MatchedPath::as_str);
     s.core
         .metrics
         .request(method.as_str(), route, status, elapsed);
