@@ -86,6 +86,16 @@ impl Prepared {
                     tracing::warn!(error = %e, "reloading signing keys failed");
                 }
                 core.denylist.purge(now);
+                match core.prune(PRUNE_BATCH, PRUNE_BATCHES_PER_TICK).await {
+                    Ok(p) if p.families + p.denylist + p.sessions > 0 => tracing::debug!(
+                        families = p.families,
+                        denylist = p.denylist,
+                        sessions = p.sessions,
+                        "pruned dead data"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "pruning dead data failed"),
+                }
             }
         });
         let r = serve(self.listener, self.router, self.read_timeout, shutdown).await;
@@ -94,6 +104,11 @@ impl Prepared {
         r.map_err(err)
     }
 }
+
+/// Rows of each kind one pruning statement deletes at most: a short write.
+const PRUNE_BATCH: u32 = 500;
+/// Pruning batches per maintenance tick, at most.
+const PRUNE_BATCHES_PER_TICK: u32 = 20;
 
 /// Builds everything and binds `config.addr` (port 0 picks a free port).
 pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared, StartError> {

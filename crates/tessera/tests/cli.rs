@@ -10,6 +10,7 @@
 //! token: the mistake is on the command line. A *token* whose algorithm the key may
 //! not verify is refused, exit 1.
 
+use std::io::Read as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -148,11 +149,34 @@ fn run_env(dir: &TempDir, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &st
             let _ = pipe.write_all(&input);
         });
     }
-    let out = child.wait_with_output().unwrap();
+    // Read both pipes aside, and give the command a deadline: a command that should
+    // have refused to start (a `serve` that ignored a bad setting) fails the test
+    // instead of hanging it.
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tessera {args:?} still running after 120 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     Out {
-        code: out.status.code().unwrap(),
-        stdout: out.stdout,
-        stderr: String::from_utf8(out.stderr).unwrap(),
+        code: status.code().unwrap(),
+        stdout: stdout.join().unwrap(),
+        stderr: String::from_utf8(stderr.join().unwrap()).unwrap(),
     }
 }
 

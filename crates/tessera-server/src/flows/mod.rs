@@ -19,7 +19,7 @@ use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::password::Hasher;
 use crate::ratelimit::Limiter;
-use crate::store::{DenyEntry, DenyKind, FamilyPolicy, SessionLimit, Store, StoreError};
+use crate::store::{DenyEntry, DenyKind, FamilyPolicy, Pruned, SessionLimit, Store, StoreError};
 use crate::tokens::Verifier;
 
 /// Why a flow refused, in terms the HTTP layer maps to a status.
@@ -177,6 +177,27 @@ impl Core {
         let entries = self.store.denylist(self.now()).await?;
         self.denylist.insert(&entries);
         Ok(())
+    }
+
+    /// Prunes dead data from the store: batches of `batch` rows, at most
+    /// `max_batches` of them, yielding to requests between batches.
+    pub async fn prune(&self, batch: u32, max_batches: u32) -> Result<Pruned, StoreError> {
+        let mut total = Pruned::default();
+        for _ in 0..max_batches {
+            let p = self
+                .store
+                .prune(self.now(), self.settings.family, batch)
+                .await?;
+            total.families += p.families;
+            total.denylist += p.denylist;
+            total.sessions += p.sessions;
+            total.full = p.full;
+            if !p.full {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(total)
     }
 
     /// Denies every access token of these sessions, in memory and in the store.

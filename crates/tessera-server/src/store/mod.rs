@@ -352,4 +352,29 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<(ServerSession, User)>>;
     /// Ends a stateful-mode session.
     async fn delete_server_session(&self, id_hash: &[u8]) -> StoreResult<bool>;
+
+    /// Deletes one bounded batch of dead data: at most `batch` families of each way a
+    /// family dies (revoked more than [`REVOKED_RETENTION`] ago, idle, past its
+    /// absolute lifetime), with their refresh tokens; at most `batch` expired
+    /// denylist entries and stateful sessions. Each part is its own short
+    /// transaction, so requests interleave with pruning. A caller repeats while
+    /// [`Pruned::full`] says a batch was full.
+    async fn prune(&self, now: i64, policy: FamilyPolicy, batch: u32) -> StoreResult<Pruned>;
+}
+
+/// How long a revoked family is kept (for the record) before it is pruned, seconds.
+/// A token of a revoked family is refused whether or not its family is still kept.
+pub const REVOKED_RETENTION: i64 = 3600;
+
+/// What one [`Store::prune`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Refresh families (their tokens went with them).
+    pub families: u64,
+    /// Denylist entries.
+    pub denylist: u64,
+    /// Stateful sessions.
+    pub sessions: u64,
+    /// Whether some part filled its batch (more may be left).
+    pub full: bool,
 }

@@ -13,8 +13,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 
 use super::{
-    DenyEntry, DenyKind, Family, FamilyPolicy, KeyState, NewRefresh, RotateRequest, Rotation,
-    ServerSession, SessionLimit, Store, StoreError, StoreResult, StoredKey, User,
+    DenyEntry, DenyKind, Family, FamilyPolicy, KeyState, NewRefresh, Pruned, REVOKED_RETENTION,
+    RotateRequest, Rotation, ServerSession, SessionLimit, Store, StoreError, StoreResult,
+    StoredKey, User,
 };
 
 /// The migrations, in order: (version, SQL).
@@ -23,6 +24,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         2,
         include_str!("../../migrations/sqlite/0002_rotation_trigger.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_index_lookups.sql"),
     ),
 ];
 
@@ -60,6 +65,25 @@ impl SqliteStore {
             .await
             .map_err(backend)?;
         Ok(Self { writer, reader })
+    }
+
+    /// SQLite's plan (`EXPLAIN QUERY PLAN`) for every statement of the request paths
+    /// and of pruning, by name: what a test holds to index lookups.
+    #[doc(hidden)]
+    pub async fn query_plans(&self) -> StoreResult<Vec<(&'static str, Vec<String>)>> {
+        let mut out = Vec::with_capacity(EXPLAINED.len());
+        for (name, sql) in EXPLAINED {
+            let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .fetch_all(&self.writer)
+                .await
+                .map_err(backend)?;
+            let mut plan = Vec::with_capacity(rows.len());
+            for row in rows {
+                plan.push(row.try_get::<String, _>("detail").map_err(backend)?);
+            }
+            out.push((*name, plan));
+        }
+        Ok(out)
     }
 
     /// Closes the pools (waits for connections to be returned).
@@ -102,9 +126,99 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-const USER_COLS: &str = "id, username, password_hash, roles, created_at";
 /// The condition under which a family (aliased `f`) is live; binds now-idle, now-absolute.
-const LIVE: &str = "f.revoked_at IS NULL AND f.last_used_at > ? AND f.created_at > ?";
+macro_rules! live {
+    () => {
+        "f.revoked_at IS NULL AND f.last_used_at > ? AND f.created_at > ?"
+    };
+}
+
+// The statements of the request paths. Each is an index lookup whatever the store
+// holds; `query_plans` shows SQLite's plan for each, and a test holds them to it.
+const Q_USER_BY_NAME: &str =
+    "SELECT id, username, password_hash, roles, created_at FROM users WHERE username = ?";
+const Q_USER_BY_ID: &str =
+    "SELECT id, username, password_hash, roles, created_at FROM users WHERE id = ?";
+const Q_LIVE_FAMILY_IDS: &str = concat!(
+    "SELECT f.id FROM refresh_families f WHERE f.user_id = ? AND ",
+    live!(),
+    " ORDER BY f.created_at, f.rowid"
+);
+const Q_LIVE_FAMILIES: &str = concat!(
+    "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip FROM refresh_families f \
+     WHERE f.user_id = ? AND ",
+    live!(),
+    " ORDER BY f.created_at, f.rowid"
+);
+/// The arbiter of a rotation: the family is looked up by its key (a correlated
+/// EXISTS), never by listing the live families.
+const Q_ROTATE: &str = concat!(
+    "UPDATE refresh_tokens SET used_at = ?, successor_sealed = ?, successor_hash = ? \
+     WHERE hash = ? AND used_at IS NULL AND EXISTS \
+     (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND ",
+    live!(),
+    ") RETURNING family_id"
+);
+const Q_TOKEN_AND_FAMILY: &str = "SELECT t.family_id, t.used_at, t.successor_sealed, f.user_id, f.revoked_at, f.last_used_at, f.created_at \
+     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ?";
+const Q_FAMILY_AND_USER: &str = "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, \
+     u.username, u.password_hash, u.roles, u.created_at AS user_created_at \
+     FROM refresh_families f JOIN users u ON u.id = f.user_id WHERE f.id = ?";
+const Q_FAMILY_OF_REFRESH: &str = concat!(
+    "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip \
+     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ? AND ",
+    live!()
+);
+const Q_REVOKE_FAMILY: &str = "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? \
+     WHERE id = ? AND revoked_at IS NULL AND (? IS NULL OR user_id = ?)";
+const Q_REVOKE_USER_FAMILIES: &str = "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? \
+     WHERE user_id = ? AND revoked_at IS NULL RETURNING id";
+const Q_REUSE_REVOKE: &str =
+    "UPDATE refresh_families SET revoked_at = ?, revoke_reason = 'refresh_reuse' WHERE id = ?";
+const Q_DENY: &str = "INSERT INTO denylist (kind, value, expires_at) VALUES (?, ?, ?) \
+     ON CONFLICT (kind, value) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)";
+const Q_SESSION: &str = "SELECT s.id_hash, s.user_id, s.csrf_hash, s.created_at, s.last_used_at, s.expires_at, \
+     u.id, u.username, u.password_hash, u.roles, u.created_at AS user_created_at \
+     FROM server_sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ? AND s.expires_at > ?";
+const Q_TOUCH_SESSION: &str =
+    "UPDATE server_sessions SET last_used_at = ?, expires_at = ? WHERE id_hash = ?";
+const Q_DELETE_SESSION: &str = "DELETE FROM server_sessions WHERE id_hash = ?";
+
+// Pruning, one bounded batch per statement, each an index range scan.
+const Q_PRUNE_REVOKED: &str = "DELETE FROM refresh_families WHERE id IN \
+     (SELECT id FROM refresh_families WHERE revoked_at IS NOT NULL AND revoked_at <= ? LIMIT ?)";
+const Q_PRUNE_IDLE: &str = "DELETE FROM refresh_families WHERE id IN \
+     (SELECT id FROM refresh_families WHERE last_used_at <= ? LIMIT ?)";
+const Q_PRUNE_ABSOLUTE: &str = "DELETE FROM refresh_families WHERE id IN \
+     (SELECT id FROM refresh_families WHERE created_at <= ? LIMIT ?)";
+const Q_PRUNE_DENYLIST: &str = "DELETE FROM denylist WHERE rowid IN \
+     (SELECT rowid FROM denylist WHERE expires_at <= ? LIMIT ?)";
+const Q_PRUNE_SESSIONS: &str = "DELETE FROM server_sessions WHERE rowid IN \
+     (SELECT rowid FROM server_sessions WHERE expires_at <= ? LIMIT ?)";
+
+/// Every statement `query_plans` explains: the request paths and the pruning.
+const EXPLAINED: &[(&str, &str)] = &[
+    ("user_by_username", Q_USER_BY_NAME),
+    ("user_by_id", Q_USER_BY_ID),
+    ("live_family_ids", Q_LIVE_FAMILY_IDS),
+    ("live_families", Q_LIVE_FAMILIES),
+    ("rotate", Q_ROTATE),
+    ("token_and_family", Q_TOKEN_AND_FAMILY),
+    ("family_and_user", Q_FAMILY_AND_USER),
+    ("family_of_refresh", Q_FAMILY_OF_REFRESH),
+    ("revoke_family", Q_REVOKE_FAMILY),
+    ("revoke_user_families", Q_REVOKE_USER_FAMILIES),
+    ("reuse_revoke", Q_REUSE_REVOKE),
+    ("deny", Q_DENY),
+    ("session", Q_SESSION),
+    ("touch_session", Q_TOUCH_SESSION),
+    ("delete_session", Q_DELETE_SESSION),
+    ("prune_revoked", Q_PRUNE_REVOKED),
+    ("prune_idle", Q_PRUNE_IDLE),
+    ("prune_absolute", Q_PRUNE_ABSOLUTE),
+    ("prune_denylist", Q_PRUNE_DENYLIST),
+    ("prune_sessions", Q_PRUNE_SESSIONS),
+];
 
 fn user_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<User> {
     let roles: String = row.try_get("roles").map_err(backend)?;
@@ -146,15 +260,11 @@ async fn family_and_user(
     conn: &mut SqliteConnection,
     family_id: &str,
 ) -> StoreResult<(Family, User)> {
-    let row = sqlx::query(
-        "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, \
-         u.username, u.password_hash, u.roles, u.created_at AS user_created_at \
-         FROM refresh_families f JOIN users u ON u.id = f.user_id WHERE f.id = ?",
-    )
-    .bind(family_id)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(backend)?;
+    let row = sqlx::query(Q_FAMILY_AND_USER)
+        .bind(family_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(backend)?;
     let family = family_from(&row)?;
     let roles: String = row.try_get("roles").map_err(backend)?;
     let user = User {
@@ -215,7 +325,7 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE username = ?"))
+        let row = sqlx::query(Q_USER_BY_NAME)
             .bind(username)
             .fetch_optional(&self.reader)
             .await
@@ -224,7 +334,7 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = ?"))
+        let row = sqlx::query(Q_USER_BY_ID)
             .bind(id)
             .fetch_optional(&self.reader)
             .await
@@ -249,15 +359,13 @@ impl Store for SqliteStore {
         let now = family.created_at;
         let mut evicted = Vec::new();
         if let Some(limit) = limit.filter(|l| l.max > 0) {
-            let live: Vec<String> = sqlx::query_scalar(&format!(
-                "SELECT f.id FROM refresh_families f WHERE f.user_id = ? AND {LIVE} ORDER BY f.created_at, f.rowid"
-            ))
-            .bind(&family.user_id)
-            .bind(now - policy.idle)
-            .bind(now - policy.absolute)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend)?;
+            let live: Vec<String> = sqlx::query_scalar(Q_LIVE_FAMILY_IDS)
+                .bind(&family.user_id)
+                .bind(now - policy.idle)
+                .bind(now - policy.absolute)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
             let max = limit.max as usize;
             if live.len() >= max {
                 if !limit.evict_oldest {
@@ -305,20 +413,16 @@ impl Store for SqliteStore {
         // of one token, exactly one finds used_at NULL and wins. Its trigger
         // (migration 0002) inserts the successor and touches the family in the same
         // statement, hence atomically.
-        let won: Option<String> = sqlx::query_scalar(&format!(
-            "UPDATE refresh_tokens SET used_at = ?, successor_sealed = ?, successor_hash = ? \
-             WHERE hash = ? AND used_at IS NULL AND family_id IN \
-             (SELECT f.id FROM refresh_families f WHERE {LIVE}) RETURNING family_id"
-        ))
-        .bind(now)
-        .bind(&req.successor_sealed)
-        .bind(&req.successor.hash)
-        .bind(&req.presented)
-        .bind(now - req.policy.idle)
-        .bind(now - req.policy.absolute)
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(backend)?;
+        let won: Option<String> = sqlx::query_scalar(Q_ROTATE)
+            .bind(now)
+            .bind(&req.successor_sealed)
+            .bind(&req.successor.hash)
+            .bind(&req.presented)
+            .bind(now - req.policy.idle)
+            .bind(now - req.policy.absolute)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(backend)?;
         if let Some(family_id) = won {
             // Read on a reader: the single writer does only what must be atomic.
             let mut conn = self.reader.acquire().await.map_err(backend)?;
@@ -330,14 +434,11 @@ impl Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
-        let row = sqlx::query(
-            "SELECT t.family_id, t.used_at, t.successor_sealed, f.user_id, f.revoked_at, f.last_used_at, f.created_at \
-             FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ?",
-        )
-        .bind(&req.presented)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
+        let row = sqlx::query(Q_TOKEN_AND_FAMILY)
+            .bind(&req.presented)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
         let Some(row) = row else {
             return Ok(Rotation::Unknown);
         };
@@ -365,7 +466,7 @@ impl Store for SqliteStore {
             }
             _ => {
                 let user_id: String = row.try_get("user_id").map_err(backend)?;
-                sqlx::query("UPDATE refresh_families SET revoked_at = ?, revoke_reason = 'refresh_reuse' WHERE id = ?")
+                sqlx::query(Q_REUSE_REVOKE)
                     .bind(now)
                     .bind(&family_id)
                     .execute(&mut *tx)
@@ -383,16 +484,13 @@ impl Store for SqliteStore {
         now: i64,
         policy: FamilyPolicy,
     ) -> StoreResult<Option<Family>> {
-        let row = sqlx::query(&format!(
-            "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip \
-             FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ? AND {LIVE}"
-        ))
-        .bind(hash)
-        .bind(now - policy.idle)
-        .bind(now - policy.absolute)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(backend)?;
+        let row = sqlx::query(Q_FAMILY_OF_REFRESH)
+            .bind(hash)
+            .bind(now - policy.idle)
+            .bind(now - policy.absolute)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(backend)?;
         row.as_ref().map(family_from).transpose()
     }
 
@@ -403,18 +501,15 @@ impl Store for SqliteStore {
         now: i64,
         reason: &str,
     ) -> StoreResult<bool> {
-        let r = sqlx::query(
-            "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? \
-             WHERE id = ? AND revoked_at IS NULL AND (? IS NULL OR user_id = ?)",
-        )
-        .bind(now)
-        .bind(reason)
-        .bind(family_id)
-        .bind(user_id)
-        .bind(user_id)
-        .execute(&self.writer)
-        .await
-        .map_err(backend)?;
+        let r = sqlx::query(Q_REVOKE_FAMILY)
+            .bind(now)
+            .bind(reason)
+            .bind(family_id)
+            .bind(user_id)
+            .bind(user_id)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -424,15 +519,13 @@ impl Store for SqliteStore {
         now: i64,
         reason: &str,
     ) -> StoreResult<Vec<String>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? WHERE user_id = ? AND revoked_at IS NULL RETURNING id",
-        )
-        .bind(now)
-        .bind(reason)
-        .bind(user_id)
-        .fetch_all(&self.writer)
-        .await
-        .map_err(backend)?;
+        let ids: Vec<String> = sqlx::query_scalar(Q_REVOKE_USER_FAMILIES)
+            .bind(now)
+            .bind(reason)
+            .bind(user_id)
+            .fetch_all(&self.writer)
+            .await
+            .map_err(backend)?;
         Ok(ids)
     }
 
@@ -442,16 +535,13 @@ impl Store for SqliteStore {
         now: i64,
         policy: FamilyPolicy,
     ) -> StoreResult<Vec<Family>> {
-        let rows = sqlx::query(&format!(
-            "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip FROM refresh_families f \
-             WHERE f.user_id = ? AND {LIVE} ORDER BY f.created_at, f.rowid"
-        ))
-        .bind(user_id)
-        .bind(now - policy.idle)
-        .bind(now - policy.absolute)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(backend)?;
+        let rows = sqlx::query(Q_LIVE_FAMILIES)
+            .bind(user_id)
+            .bind(now - policy.idle)
+            .bind(now - policy.absolute)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(backend)?;
         rows.iter().map(family_from).collect()
     }
 
@@ -462,16 +552,13 @@ impl Store for SqliteStore {
                 DenyKind::User => format!("{} {}", e.value, e.cutoff),
                 _ => e.value.clone(),
             };
-            sqlx::query(
-                "INSERT INTO denylist (kind, value, expires_at) VALUES (?, ?, ?) \
-                 ON CONFLICT (kind, value) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
-            )
-            .bind(e.kind.as_str())
-            .bind(value)
-            .bind(e.expires_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+            sqlx::query(Q_DENY)
+                .bind(e.kind.as_str())
+                .bind(value)
+                .bind(e.expires_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
         }
         tx.commit().await.map_err(backend)
     }
@@ -609,16 +696,12 @@ impl Store for SqliteStore {
         now: i64,
         ttl: i64,
     ) -> StoreResult<Option<(ServerSession, User)>> {
-        let row = sqlx::query(
-            "SELECT s.id_hash, s.user_id, s.csrf_hash, s.created_at, s.last_used_at, s.expires_at, \
-             u.id, u.username, u.password_hash, u.roles, u.created_at AS user_created_at \
-             FROM server_sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ? AND s.expires_at > ?",
-        )
-        .bind(id_hash)
-        .bind(now)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(backend)?;
+        let row = sqlx::query(Q_SESSION)
+            .bind(id_hash)
+            .bind(now)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(backend)?;
         let Some(row) = row else { return Ok(None) };
         let roles: String = row.try_get("roles").map_err(backend)?;
         let session = ServerSession {
@@ -639,25 +722,49 @@ impl Store for SqliteStore {
         // Extending the session is a write; do it at most once a minute per session so
         // that reads stay reads.
         if now - session.last_used_at >= 60 {
-            sqlx::query(
-                "UPDATE server_sessions SET last_used_at = ?, expires_at = ? WHERE id_hash = ?",
-            )
-            .bind(now)
-            .bind(now + ttl)
-            .bind(id_hash)
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?;
+            sqlx::query(Q_TOUCH_SESSION)
+                .bind(now)
+                .bind(now + ttl)
+                .bind(id_hash)
+                .execute(&self.writer)
+                .await
+                .map_err(backend)?;
         }
         Ok(Some((session, user)))
     }
 
     async fn delete_server_session(&self, id_hash: &[u8]) -> StoreResult<bool> {
-        let r = sqlx::query("DELETE FROM server_sessions WHERE id_hash = ?")
+        let r = sqlx::query(Q_DELETE_SESSION)
             .bind(id_hash)
             .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn prune(&self, now: i64, policy: FamilyPolicy, batch: u32) -> StoreResult<Pruned> {
+        let run = async |sql: &str, before: i64| -> StoreResult<u64> {
+            let r = sqlx::query(sql)
+                .bind(before)
+                .bind(i64::from(batch))
+                .execute(&self.writer)
+                .await
+                .map_err(backend)?;
+            Ok(r.rows_affected())
+        };
+        let revoked = run(Q_PRUNE_REVOKED, now - REVOKED_RETENTION).await?;
+        let idle = run(Q_PRUNE_IDLE, now - policy.idle).await?;
+        let absolute = run(Q_PRUNE_ABSOLUTE, now - policy.absolute).await?;
+        let denylist = run(Q_PRUNE_DENYLIST, now).await?;
+        let sessions = run(Q_PRUNE_SESSIONS, now).await?;
+        let batch = u64::from(batch);
+        Ok(Pruned {
+            families: revoked + idle + absolute,
+            denylist,
+            sessions,
+            full: [revoked, idle, absolute, denylist, sessions]
+                .iter()
+                .any(|n| *n >= batch),
+        })
     }
 }
