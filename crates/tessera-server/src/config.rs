@@ -49,6 +49,10 @@ pub struct Config {
     /// Origins allowed by CORS; empty means CORS is off.
     #[serde(deserialize_with = "string_list")]
     pub cors_allow_origins: Vec<String>,
+    /// Proxies (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` headers
+    /// name the client; empty means no such header is believed.
+    #[serde(deserialize_with = "string_list")]
+    pub trusted_proxies: Vec<String>,
     /// argon2id memory cost in KiB.
     pub argon2_memory_kib: u32,
     /// argon2id iterations.
@@ -106,6 +110,7 @@ impl Default for Config {
             session_ttl: 8 * 3600,
             cookie_secure: CookieSecure::Auto,
             cors_allow_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
             argon2_parallelism: 1,
@@ -189,6 +194,8 @@ impl Config {
     fn check(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         self.signing_algorithm()?;
+        crate::proxy::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| ConfigError(format!("trusted_proxies: {e}")))?;
         self.sqlite_path()?;
         for (name, v) in [
             ("access_ttl", self.access_ttl),
@@ -340,6 +347,7 @@ const KEYS: &[&str] = &[
     "session_ttl",
     "cookie_secure",
     "cors_allow_origins",
+    "trusted_proxies",
     "argon2_memory_kib",
     "argon2_iterations",
     "argon2_parallelism",
@@ -370,7 +378,7 @@ fn env_value(key: &str, value: &str) -> toml::Value {
         "session_limit",
         "max_body_bytes",
     ];
-    if key == "cors_allow_origins" {
+    if key == "cors_allow_origins" || key == "trusted_proxies" {
         return toml::Value::Array(
             value
                 .split(',')

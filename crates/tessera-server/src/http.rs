@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::crypto;
 use crate::error::ApiError;
 use crate::flows::Core;
+use crate::proxy::TrustedProxies;
 use crate::tokens::AccessClaims;
 
 /// The header that echoes the CSRF token.
@@ -301,7 +302,7 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// The client's address and User-Agent.
+/// The client's address (the peer, or what a trusted proxy says) and User-Agent.
 #[derive(Debug, Clone)]
 pub struct Client {
     /// The peer address (no port), or "unknown".
@@ -314,17 +315,32 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(256).collect());
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        let ip = match (peer, parts.extensions.get::<Arc<TrustedProxies>>()) {
+            (Some(peer), Some(proxies)) => proxies.client_ip(peer.0.ip(), &parts.headers),
+            (Some(peer), None) => peer.0.ip().to_canonical(),
+            (None, _) => return Ok(Self::unknown(&parts.headers)),
+        }
+        .to_string();
+        let user_agent = user_agent(&parts.headers);
         Ok(Self { ip, user_agent })
     }
+}
+
+impl Client {
+    fn unknown(headers: &HeaderMap) -> Self {
+        Self {
+            ip: "unknown".into(),
+            user_agent: user_agent(headers),
+        }
+    }
+}
+
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(256).collect())
 }
 
 /// A request authenticated by a bearer token, or by the access-token cookie (then

@@ -20,6 +20,7 @@ pub mod http;
 pub mod keys;
 pub mod metrics;
 pub mod password;
+pub mod proxy;
 pub mod ratelimit;
 pub mod redact;
 pub mod routes;

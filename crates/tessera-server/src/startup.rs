@@ -186,6 +186,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
             timeout: read_timeout,
         },
         &config.cors_allow_origins,
+        crate::proxy::TrustedProxies::parse(&config.trusted_proxies).map_err(err)?,
     );
     Ok(Prepared {
         listener,

@@ -692,6 +692,104 @@ async fn session_limit_evict_oldest() {
     assert_eq!(v["sessions"].as_array().unwrap().len(), 2);
 }
 
+// ----- behind a load balancer ---------------------------------------------------------
+
+/// A login with `X-Forwarded-For: xff`; the status and, on success, the session's
+/// recorded address.
+async fn login_via(
+    app: &TestApp,
+    user: &str,
+    password: &str,
+    xff: &str,
+) -> (StatusCode, Option<String>) {
+    let r = app
+        .http
+        .post(app.url("/auth/login"))
+        .header("x-forwarded-for", xff)
+        .header(
+            "forwarded",
+            xff.split(", ")
+                .map(|a| format!("for={a}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    if status != StatusCode::OK {
+        return (status, None);
+    }
+    let v: Value = r.json().await.unwrap();
+    let list: Value = app
+        .get_bearer("/auth/sessions", &s(&v, "access_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let current = list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["current"] == true)
+        .unwrap()["ip"]
+        .as_str()
+        .map(str::to_string);
+    (status, current)
+}
+
+#[tokio::test]
+async fn forwarding_headers_count_only_from_a_trusted_proxy() {
+    let limits = |c: &mut Config| {
+        c.rate_limit_account_failures = 100;
+        c.rate_limit_address_failures = 2;
+        c.rate_limit_window = 60;
+    };
+    // By default no forwarding header is believed: a spoofed one changes neither the
+    // recorded address nor the address limit.
+    let app = spawn_app_with(limits).await;
+    app.user("ada").await;
+    let (status, ip) = login_via(&app, "ada", "correct horse", "198.51.100.7").await;
+    assert_eq!((status, ip.as_deref()), (StatusCode::OK, Some("127.0.0.1")));
+    for i in 0..2 {
+        let (status, _) = login_via(&app, "ada", "wrong", &format!("203.0.113.{i}")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = login_via(&app, "ada", "wrong", "203.0.113.99").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Behind a trusted proxy, the first address the proxies did not write is the
+    // client: what the client prepended itself is ignored.
+    let app = spawn_app_with(|c| {
+        limits(c);
+        c.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    app.user("ada").await;
+    let (status, ip) = login_via(&app, "ada", "correct horse", "6.6.6.6, 198.51.100.7").await;
+    assert_eq!(
+        (status, ip.as_deref()),
+        (StatusCode::OK, Some("198.51.100.7"))
+    );
+    for _ in 0..2 {
+        let (status, _) = login_via(&app, "ada", "wrong", "6.6.6.6, 198.51.100.7").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = login_via(&app, "ada", "wrong", "1.2.3.4, 198.51.100.7").await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the limit is the client's"
+    );
+    let (status, _) = login_via(&app, "ada", "wrong", "198.51.100.8").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "another client is not limited"
+    );
+}
+
 // ----- brute force -------------------------------------------------------------------
 
 #[tokio::test]

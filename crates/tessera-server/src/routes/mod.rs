@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod session;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Extension;
@@ -19,6 +20,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::ApiError;
 use crate::http::{AppState, BodyRules};
+use crate::proxy::TrustedProxies;
 
 /// The error shape of every failure.
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,7 +76,12 @@ pub fn openapi_json() -> String {
 }
 
 /// The application's router, with its body rules, CORS, metrics and fallbacks.
-pub fn router(state: AppState, body: BodyRules, cors_origins: &[String]) -> Router {
+pub fn router(
+    state: AppState,
+    body: BodyRules,
+    cors_origins: &[String],
+    proxies: TrustedProxies,
+) -> Router {
     let mut r = Router::new()
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))
@@ -95,6 +102,7 @@ pub fn router(state: AppState, body: BodyRules, cors_origins: &[String]) -> Rout
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(body))
+        .layer(Extension(Arc::new(proxies)))
         .layer(middleware::from_fn_with_state(state.clone(), observe));
     let origins: Vec<HeaderValue> = cors_origins
         .iter()
