@@ -10,6 +10,9 @@ use serde::Serialize;
 
 use crate::flows::AuthError;
 
+/// Seconds a client is told to wait when the database does not answer.
+pub const UNAVAILABLE_RETRY_AFTER: i64 = 5;
+
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
@@ -107,6 +110,19 @@ impl ApiError {
         e
     }
 
+    /// 503 `temporarily_unavailable` with `Retry-After`: the database does not
+    /// answer. The cause is logged at warn level, never sent.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "database unavailable");
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the database does not answer; try again shortly",
+        );
+        e.retry_after = Some(UNAVAILABLE_RETRY_AFTER);
+        e
+    }
+
     /// 500 with a generic body; the cause is logged here, once, and never sent.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -181,6 +197,7 @@ impl From<AuthError> for ApiError {
                 "the user has the most concurrent sessions allowed; end one first",
             ),
             AuthError::NotFound => Self::not_found("no such session"),
+            AuthError::Unavailable(cause) => Self::unavailable(cause),
             AuthError::Internal(cause) => Self::internal(cause),
         }
     }

@@ -692,6 +692,43 @@ async fn session_limit_evict_oldest() {
     assert_eq!(v["sessions"].as_array().unwrap().len(), 2);
 }
 
+// ----- the database going away --------------------------------------------------------
+
+#[tokio::test]
+async fn without_its_database_a_node_answers_503_and_keeps_verifying() {
+    let app = spawn_app().await;
+    let t = app.user("ada").await;
+    let at = s(&t, "access_token");
+    let rt = s(&t, "refresh_token");
+    app.running.as_ref().unwrap().state.core.store.close().await;
+    for r in [
+        app.login("ada", "correct horse").await,
+        app.refresh(&rt).await,
+        app.register("bob", "correct horse").await,
+    ] {
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let retry: i64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(retry >= 1, "{retry}");
+        assert_eq!(error_of(r).await.1, "temporarily_unavailable");
+    }
+    // Access tokens are still verified, from memory.
+    assert_eq!(
+        app.get_bearer("/auth/me", &at).await.status(),
+        StatusCode::OK
+    );
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let v: Value = ready.json().await.unwrap();
+    assert_eq!(
+        v,
+        json!({"status": "degraded", "checks": {"database": "unavailable", "redis": "off"}})
+    );
+}
+
 // ----- behind a load balancer ---------------------------------------------------------
 
 /// A login with `X-Forwarded-For: xff`; the status and, on success, the session's
@@ -1738,7 +1775,10 @@ async fn health_metrics_and_openapi() {
         .json()
         .await
         .unwrap();
-    assert_eq!(r, json!({"status": "ok"}));
+    assert_eq!(
+        r,
+        json!({"status": "ok", "checks": {"database": "ok", "redis": "off"}})
+    );
     app.user("ada").await;
     let m = app.http.get(app.url("/metrics")).send().await.unwrap();
     assert!(

@@ -38,6 +38,8 @@ pub enum AuthError {
     SessionLimit,
     /// No such thing of this user (404).
     NotFound,
+    /// The database cannot be reached; retry later (503).
+    Unavailable(String),
     /// Something failed inside; logged, never shown.
     Internal(String),
 }
@@ -47,6 +49,7 @@ impl From<StoreError> for AuthError {
         match e {
             StoreError::Conflict => Self::UsernameTaken,
             StoreError::SessionLimit => Self::SessionLimit,
+            StoreError::Unavailable(cause) => Self::Unavailable(cause),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -23,6 +23,34 @@ pub enum StoreError {
     SessionLimit,
     /// The database failed; the text is for the log, never for a client.
     Backend(String),
+    /// The database cannot be reached (connection refused or lost, no connection
+    /// free in time): worth retrying later.
+    Unavailable(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(e.to_string()),
+            other => Self::Backend(other.to_string()),
+        }
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Backend(e.to_string())
+    }
+}
+
+impl From<String> for StoreError {
+    fn from(e: String) -> Self {
+        Self::Backend(e)
+    }
 }
 
 impl fmt::Display for StoreError {
@@ -31,6 +59,7 @@ impl fmt::Display for StoreError {
             Self::Conflict => f.write_str("conflict"),
             Self::SessionLimit => f.write_str("session limit reached"),
             Self::Backend(e) => write!(f, "database error: {e}"),
+            Self::Unavailable(e) => write!(f, "database unavailable: {e}"),
         }
     }
 }
@@ -267,6 +296,10 @@ pub struct ServerSession {
 /// Everything the server keeps.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Closes the connections; every later call fails with
+    /// [`StoreError::Unavailable`].
+    async fn close(&self);
+
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
 

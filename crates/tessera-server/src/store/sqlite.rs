@@ -122,8 +122,8 @@ async fn migrate(pool: &SqlitePool) -> StoreResult<()> {
     tx.commit().await.map_err(backend)
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend(e: impl Into<StoreError>) -> StoreError {
+    e.into()
 }
 
 /// The condition under which a family (aliased `f`) is live; binds now-idle, now-absolute.
@@ -297,6 +297,10 @@ async fn insert_key(conn: &mut SqliteConnection, k: &StoredKey) -> StoreResult<(
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn close(&self) {
+        SqliteStore::close(self).await;
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.reader)
