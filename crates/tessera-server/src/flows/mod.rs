@@ -198,7 +198,8 @@ impl Core {
             if !p.full {
                 break;
             }
-            tokio::task::yield_now().await;
+            // Leave the writer to requests between batches.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         Ok(total)
     }
