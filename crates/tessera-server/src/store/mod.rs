@@ -1,16 +1,19 @@
 //! Storage behind a trait: the flows speak this vocabulary, never SQL. One
-//! implementation per database ([`sqlite`] now), one migrations folder per database.
+//! implementation per database ([`sqlite`] for one machine, [`postgres`] for many
+//! nodes), one migrations folder per database.
 //!
 //! Every operation that must be atomic (rotating a refresh token, creating a family
 //! under the session limit, rotating keys) is one method, so each implementation
 //! can run it in one transaction.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::fmt;
 
 use async_trait::async_trait;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A failure of the store.
@@ -269,6 +272,9 @@ pub struct ServerSession {
 pub trait Store: Send + Sync + 'static {
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Closes the connections, waiting for those in use to be returned.
+    async fn close(&self);
 
     /// Adds a user; `Conflict` when the username is taken.
     async fn create_user(&self, user: &User) -> StoreResult<()>;

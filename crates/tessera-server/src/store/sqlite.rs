@@ -83,8 +83,9 @@ async fn migrate(pool: &SqlitePool) -> StoreResult<()> {
         if done.contains(version) {
             continue;
         }
-        sqlx::raw_sql(sql)
-            .execute(&mut *tx)
+        // Several statements, as sqlx's own migrator runs them (its `raw_sql` future
+        // is not `Send` for every lifetime, so a spawned open would not compile).
+        sqlx::Executor::execute(&mut *tx, *sql)
             .await
             .map_err(backend)?;
         sqlx::query(
@@ -193,6 +194,10 @@ impl Store for SqliteStore {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        SqliteStore::close(self).await;
     }
 
     async fn create_user(&self, user: &User) -> StoreResult<()> {
