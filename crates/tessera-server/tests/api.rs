@@ -1156,7 +1156,7 @@ async fn key_rotation_publishes_next_first_and_keeps_previous_until_expiry() {
         .await
         .unwrap();
     let alg = app.config.signing_algorithm().unwrap();
-    tessera_server::cli::rotate_with(&app.config, &store, alg, app.clock.now())
+    tessera_server::cli::rotate_with(&app.config, store.as_ref(), alg, app.clock.now())
         .await
         .unwrap();
     let core = &app.state().core;
@@ -1182,7 +1182,7 @@ async fn key_rotation_publishes_next_first_and_keeps_previous_until_expiry() {
     // A second rotation a minute later, while tokens of both earlier keys are alive:
     // neither key leaves the JWKS, and both tokens still verify.
     app.clock.advance(60);
-    tessera_server::cli::rotate_with(&app.config, &store, alg, app.clock.now())
+    tessera_server::cli::rotate_with(&app.config, store.as_ref(), alg, app.clock.now())
         .await
         .unwrap();
     core.keys
@@ -1278,7 +1278,7 @@ async fn a_user_added_beside_the_running_server_logs_in_at_once() {
         .unwrap();
     let hasher = tessera_server::password::Hasher::new(256, 1, 1).unwrap();
     let u = tessera_server::flows::add_user(
-        &store,
+        store.as_ref(),
         &hasher,
         app.clock.now(),
         "Grace",

@@ -1,6 +1,6 @@
 //! Storage behind a trait: the flows speak this vocabulary, never SQL. One
 //! implementation per database ([`sqlite`] for one machine, [`postgres`] for many
-//! nodes), one migrations folder per database.
+//! nodes), one migrations folder per database; [`open`] picks one by the URL.
 //!
 //! Every operation that must be atomic (rotating a refresh token, creating a family
 //! under the session limit, rotating keys) is one method, so each implementation
@@ -10,11 +10,22 @@ pub mod postgres;
 pub mod sqlite;
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::config::Database;
+
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// Opens (creating and migrating) the store `database` names.
+pub async fn open(database: &Database) -> StoreResult<Arc<dyn Store>> {
+    Ok(match database {
+        Database::Sqlite(path) => Arc::new(SqliteStore::open(path).await?),
+        Database::Postgres(url) => Arc::new(PostgresStore::open(url).await?),
+    })
+}
 
 /// A failure of the store.
 #[derive(Debug)]
