@@ -203,11 +203,14 @@ pub async fn rotate_with(
     now: i64,
 ) -> Result<String, keys::KeyError> {
     let kek = keys::load_kek(config)?;
+    // The keys are read (and the current one opened) first, so that a wrong
+    // key-encryption key is refused before a new key sealed under it is written.
+    let ring = keys::KeyRing::load(store, kek, alg, now).await?;
     // The old key stays published while tokens it signed may live: their lifetime,
     // plus the time a running server may take to notice the rotation.
     let publish_for = config.access_ttl + config.key_reload_interval + 60;
-    keys::rotate(store, &kek, alg, now, publish_for).await?;
-    let ring = keys::KeyRing::load(store, kek, alg, now).await?;
+    keys::rotate(store, ring.kek(), alg, now, publish_for).await?;
+    ring.reload(store, now).await?;
     let k = ring.current();
     Ok(serde_json::json!({"current": k.kid, "published": k.published.keys().iter().filter_map(|j| j.kid()).collect::<Vec<_>>()}).to_string())
 }

@@ -2027,6 +2027,12 @@ fn user_add_and_key_rotate_work_on_postgres() {
         ],
     );
     out.fails(1, "cannot decrypt signing key");
+    // ...and the refused rotation wrote nothing: the next one goes on from the second.
+    let third = rotate();
+    let p3 = published(&third);
+    assert_eq!(p3.len(), 5, "{third}");
+    assert_eq!(&p3[..4], &p2[..]);
+    assert_eq!(third["current"], p2[3].as_str());
 }
 
 #[test]
