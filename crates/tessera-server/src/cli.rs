@@ -38,7 +38,7 @@ pub fn serve(
     if redis.is_some() {
         return usage("--redis (scale-out mode) is not available in this build yet");
     }
-    if let Err(e) = config.listen_addr().and_then(|_| config.sqlite_path()) {
+    if let Err(e) = config.validate() {
         return usage(&e.to_string());
     }
     telemetry::init(config.log_format, &config.log_level);
@@ -78,6 +78,9 @@ pub fn user_add(username: &str, roles: Vec<String>, database: Option<String>) ->
     if let Some(d) = database {
         config.database = d;
     }
+    if let Err(e) = config.validate() {
+        return usage(&e.to_string());
+    }
     let mut line = String::new();
     if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
         return usage(&format!("cannot read the password from stdin: {e}"));
@@ -108,7 +111,7 @@ pub fn user_add(username: &str, roles: Vec<String>, database: Option<String>) ->
             Err(e) => return usage(&e.to_string()),
         };
         let r = add_user(
-            &store,
+            store.as_ref(),
             &hasher,
             SystemClock.now(),
             username,
@@ -157,6 +160,9 @@ pub fn key_rotate(config_file: Option<PathBuf>, database: Option<String>) -> i32
     if let Some(d) = database {
         config.database = d;
     }
+    if let Err(e) = config.validate() {
+        return usage(&e.to_string());
+    }
     let alg = match config.signing_algorithm() {
         Ok(a) => a,
         Err(e) => return usage(&e.to_string()),
@@ -173,7 +179,7 @@ pub fn key_rotate(config_file: Option<PathBuf>, database: Option<String>) -> i32
                 return 1;
             }
         };
-        let r = rotate_with(&config, &store, alg, SystemClock.now()).await;
+        let r = rotate_with(&config, store.as_ref(), alg, SystemClock.now()).await;
         store.close().await;
         match r {
             Ok(out) => {
@@ -192,19 +198,19 @@ pub fn key_rotate(config_file: Option<PathBuf>, database: Option<String>) -> i32
 /// published kids.
 pub async fn rotate_with(
     config: &Config,
-    store: &crate::store::SqliteStore,
+    store: &dyn crate::store::Store,
     alg: tessera_jose::Algorithm,
     now: i64,
 ) -> Result<String, keys::KeyError> {
-    let db_path = config
-        .sqlite_path()
-        .map_err(|e| keys::KeyError(e.to_string()))?;
-    let kek = keys::load_kek(config, std::path::Path::new(&db_path))?;
+    let kek = keys::load_kek(config)?;
+    // The keys are read (and the current one opened) first, so that a wrong
+    // key-encryption key is refused before a new key sealed under it is written.
+    let ring = keys::KeyRing::load(store, kek, alg, now).await?;
     // The old key stays published while tokens it signed may live: their lifetime,
     // plus the time a running server may take to notice the rotation.
     let publish_for = config.access_ttl + config.key_reload_interval + 60;
-    keys::rotate(store, &kek, alg, now, publish_for).await?;
-    let ring = keys::KeyRing::load(store, kek, alg, now).await?;
+    keys::rotate(store, ring.kek(), alg, now, publish_for).await?;
+    ring.reload(store, now).await?;
     let k = ring.current();
     Ok(serde_json::json!({"current": k.kid, "published": k.published.keys().iter().filter_map(|j| j.kid()).collect::<Vec<_>>()}).to_string())
 }

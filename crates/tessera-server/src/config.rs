@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
 use serde::de::{self, Deserializer};
@@ -23,9 +23,11 @@ use tessera_jose::Algorithm;
 pub struct Config {
     /// The listen address, HOST:PORT.
     pub addr: String,
-    /// The database URL, `sqlite://PATH`.
+    /// The database URL: `sqlite://PATH`, or `postgres://...` (also `postgresql://`)
+    /// for many nodes, which then need `issuer` and `key_encryption_key` set.
     pub database: String,
-    /// The issuer URL; by default `http://` + the listen address.
+    /// The issuer URL; by default `http://` + the listen address (with PostgreSQL
+    /// it must be set, the same on every node).
     pub issuer: Option<String>,
     /// The audience of `/auth` access tokens; by default the issuer.
     pub audience: Option<String>,
@@ -78,9 +80,10 @@ pub struct Config {
     pub log_level: String,
     /// The algorithm of new signing keys.
     pub signing_alg: String,
-    /// The key that encrypts signing keys at rest: 32 bytes, base64url.
+    /// The key that encrypts signing keys at rest: 32 bytes, base64url. With
+    /// PostgreSQL it, or `key_encryption_key_file`, must be set, the same on every node.
     pub key_encryption_key: Option<SecretString>,
-    /// A file holding that key; by default `DATABASE_PATH.key`.
+    /// A file holding that key; by default `DATABASE_PATH.key` (SQLite only).
     pub key_encryption_key_file: Option<String>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
@@ -187,16 +190,17 @@ impl Config {
         let config: Config = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError(format!("invalid configuration: {e}")))?;
-        config.check()?;
+        config.validate()?;
         Ok(config)
     }
 
-    fn check(&self) -> Result<(), ConfigError> {
+    /// Checks the whole configuration (again, after command-line flags changed it).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         self.signing_algorithm()?;
         crate::proxy::TrustedProxies::parse(&self.trusted_proxies)
             .map_err(|e| ConfigError(format!("trusted_proxies: {e}")))?;
-        self.sqlite_path()?;
+        self.database()?;
         for (name, v) in [
             ("access_ttl", self.access_ttl),
             ("refresh_idle_ttl", self.refresh_idle_ttl),
@@ -244,9 +248,74 @@ impl Config {
         Ok(alg)
     }
 
+    /// The database `database` names. With PostgreSQL, an error unless `issuer` and
+    /// a key-encryption key are set: their SQLite defaults (an issuer from the listen
+    /// address, a key file beside the database) would differ from node to node.
+    pub fn database(&self) -> Result<Database, ConfigError> {
+        let db: Database = self.database.parse()?;
+        if let Database::Postgres(_) = db {
+            let mut missing = Vec::new();
+            if self.issuer.is_none() {
+                missing.push("issuer (TESSERA_ISSUER)");
+            }
+            if self.key_encryption_key.is_none() && self.key_encryption_key_file.is_none() {
+                missing.push(
+                    "key_encryption_key (TESSERA_KEY_ENCRYPTION_KEY) or key_encryption_key_file",
+                );
+            }
+            if !missing.is_empty() {
+                return Err(ConfigError(format!(
+                    "with a PostgreSQL database every node must be configured alike (the SQLite \
+                     defaults would differ per node): set {}",
+                    missing.join(" and ")
+                )));
+            }
+        }
+        Ok(db)
+    }
+
     /// The file path inside a `sqlite://` database URL.
     pub fn sqlite_path(&self) -> Result<String, ConfigError> {
         sqlite_path(&self.database)
+    }
+}
+
+/// The database a `database` URL names.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Database {
+    /// A SQLite file: `sqlite://PATH` or `sqlite:PATH`.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database: the URL as given (`postgres://` or `postgresql://`).
+    /// It may hold a password, so it never prints.
+    Postgres(String),
+}
+
+impl std::str::FromStr for Database {
+    type Err = ConfigError;
+
+    fn from_str(url: &str) -> Result<Self, ConfigError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_string()));
+        }
+        if url.starts_with("sqlite:") {
+            return Ok(Self::Sqlite(PathBuf::from(sqlite_path(url)?)));
+        }
+        Err(ConfigError(
+            "database must be a sqlite://PATH or a postgres://USER@HOST/DB URL".into(),
+        ))
+    }
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(_) => f
+                .debug_tuple("Postgres")
+                .field(&crate::redact::Redacted)
+                .finish(),
+        }
     }
 }
 
@@ -511,7 +580,55 @@ mod tests {
         assert!(Config::load_from(None, &env(&[("TESSERA_ACCESS_TTL", "soon")])).is_err());
         assert!(Config::load_from(None, &env(&[("TESSERA_COOKIE_SECURE", "maybe")])).is_err());
         assert!(Config::load_from(None, &env(&[("TESSERA_SIGNING_ALG", "none")])).is_err());
-        assert!(Config::load_from(None, &env(&[("TESSERA_DATABASE", "postgres://x")])).is_err());
+        assert!(Config::load_from(None, &env(&[("TESSERA_DATABASE", "mysql://x")])).is_err());
+        assert!(Config::load_from(None, &env(&[("TESSERA_DATABASE", "tessera.db")])).is_err());
+    }
+
+    #[test]
+    fn postgres_needs_the_issuer_and_the_key_encryption_key() {
+        let message = |pairs: &[(&str, &str)]| match Config::load_from(None, &env(pairs)) {
+            Ok(_) => String::new(),
+            Err(e) => e.0,
+        };
+        let pg = ("TESSERA_DATABASE", "postgres://tessera@db.example/tessera");
+        let issuer = ("TESSERA_ISSUER", "https://auth.example");
+        let kek = (
+            "TESSERA_KEY_ENCRYPTION_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        );
+        let both = message(&[pg]);
+        assert!(
+            both.contains("issuer") && both.contains("key_encryption_key"),
+            "{both}"
+        );
+        let no_kek = message(&[pg, issuer]);
+        assert!(
+            no_kek.contains("key_encryption_key") && !no_kek.contains("issuer"),
+            "{no_kek}"
+        );
+        let no_issuer = message(&[pg, kek]);
+        assert!(
+            no_issuer.contains("issuer") && !no_issuer.contains("key_encryption_key"),
+            "{no_issuer}"
+        );
+        let c = Config::load_from(None, &env(&[pg, issuer, kek])).unwrap();
+        assert!(matches!(c.database().unwrap(), Database::Postgres(_)));
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("TESSERA_DATABASE", "postgresql://db/t"),
+                issuer,
+                ("TESSERA_KEY_ENCRYPTION_KEY_FILE", "/k"),
+            ]),
+        )
+        .unwrap();
+        assert!(matches!(c.database().unwrap(), Database::Postgres(_)));
+        // SQLite keeps its defaults.
+        assert_eq!(
+            Config::load_from(None, &[]).unwrap().database().unwrap(),
+            Database::Sqlite("tessera.db".into())
+        );
+        assert!(!format!("{:?}", Database::Postgres("postgres://u:pw@h/d".into())).contains("pw"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use secrecy::ExposeSecret;
 use tessera_jose::{Algorithm, Curve, Jwk, JwkSet};
 
-use crate::config::Config;
+use crate::config::{Config, Database};
 use crate::crypto::SealKey;
 use crate::store::{KeyState, Store, StoreError, StoredKey};
 
@@ -161,19 +161,29 @@ pub fn generate(alg: Algorithm) -> Result<Jwk, KeyError> {
 }
 
 /// The key-encryption key: `key_encryption_key` from the config or environment,
-/// else the file `key_encryption_key_file`, else `DATABASE.key` beside the
-/// database, created (with a warning) when absent.
-pub fn load_kek(config: &Config, db_path: &Path) -> Result<SealKey, KeyError> {
+/// else the file `key_encryption_key_file`, else (SQLite only) `DATABASE.key` beside
+/// the database. A SQLite deployment gets the file created (with a warning) when it
+/// is absent; with PostgreSQL every node must hold the same key, so a missing one is
+/// an error rather than a new key that only this node would know.
+pub fn load_kek(config: &Config) -> Result<SealKey, KeyError> {
     if let Some(text) = &config.key_encryption_key {
         return SealKey::from_base64(text.expose_secret())
             .ok_or_else(|| KeyError("key_encryption_key must be 32 bytes in base64url".into()));
     }
-    let path = match &config.key_encryption_key_file {
-        Some(p) => PathBuf::from(p),
-        None => {
+    let database = config.database().map_err(|e| KeyError(e.to_string()))?;
+    let (path, create) = match (&config.key_encryption_key_file, &database) {
+        (Some(p), Database::Sqlite(_)) => (PathBuf::from(p), true),
+        (Some(p), _) => (PathBuf::from(p), false),
+        (None, Database::Sqlite(db_path)) => {
             let mut p = db_path.as_os_str().to_owned();
             p.push(".key");
-            PathBuf::from(p)
+            (PathBuf::from(p), true)
+        }
+        (None, _) => {
+            return Err(KeyError(
+                "with a PostgreSQL database, set key_encryption_key or key_encryption_key_file"
+                    .into(),
+            ));
         }
     };
     match std::fs::read_to_string(&path) {
@@ -183,7 +193,7 @@ pub fn load_kek(config: &Config, db_path: &Path) -> Result<SealKey, KeyError> {
                 path.display()
             ))
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
             let key = SealKey::generate().map_err(|e| KeyError(e.to_string()))?;
             write_private(&path, key.to_base64().as_bytes())
                 .map_err(|e| KeyError(format!("cannot create {}: {e}", path.display())))?;

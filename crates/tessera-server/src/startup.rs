@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ use crate::keys::{self, KeyRing};
 use crate::password::Hasher;
 use crate::ratelimit::Limiter;
 use crate::routes;
-use crate::store::{FamilyPolicy, SessionLimit, SqliteStore, Store};
+use crate::store::{self, FamilyPolicy, SessionLimit, Store};
 
 /// Startup failed.
 #[derive(Debug)]
@@ -38,10 +37,11 @@ fn err(e: impl std::fmt::Display) -> StartError {
     StartError(e.to_string())
 }
 
-/// Opens the SQLite store named by the config (creating and migrating it).
-pub async fn open_store(config: &Config) -> Result<SqliteStore, StartError> {
-    let path = config.sqlite_path().map_err(err)?;
-    SqliteStore::open(Path::new(&path)).await.map_err(err)
+/// Opens the store named by the config, SQLite or PostgreSQL (creating and
+/// migrating it).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    let database = config.database().map_err(err)?;
+    store::open(&database).await.map_err(err)
 }
 
 /// A server bound to its address, ready to run.
@@ -50,7 +50,6 @@ pub struct Prepared {
     listener: TcpListener,
     state: AppState,
     router: axum::Router,
-    store: SqliteStore,
     reload_every: Duration,
     read_timeout: Duration,
 }
@@ -74,6 +73,7 @@ impl Prepared {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let state = self.state.clone();
+        let store = Arc::clone(&self.state.core.store);
         let every = self.reload_every;
         let maintenance = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -100,7 +100,7 @@ impl Prepared {
         });
         let r = serve(self.listener, self.router, self.read_timeout, shutdown).await;
         maintenance.abort();
-        self.store.close().await;
+        store.close().await;
         r.map_err(err)
     }
 }
@@ -126,11 +126,9 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
     let audience = config.audience.clone().unwrap_or_else(|| issuer.clone());
 
     let store = open_store(config).await?;
-    let db_path = config.sqlite_path().map_err(err)?;
-    let kek = keys::load_kek(config, Path::new(&db_path)).map_err(err)?;
+    let kek = keys::load_kek(config).map_err(err)?;
     let alg = config.signing_algorithm().map_err(err)?;
-    let shared: Arc<dyn Store> = Arc::new(store.clone());
-    let ring = KeyRing::load(shared.as_ref(), kek, alg, clock.now())
+    let ring = KeyRing::load(store.as_ref(), kek, alg, clock.now())
         .await
         .map_err(err)?;
     let hasher = Hasher::new(
@@ -162,7 +160,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         tracing::warn!("rate limits are OFF (TESSERA_RATE_LIMITS=off): for benchmarks only");
     }
     let core = Core::new(
-        shared,
+        store,
         clock,
         ring,
         Arc::new(Denylist::new()),
@@ -194,7 +192,6 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         listener,
         state,
         router,
-        store,
         reload_every: Duration::from_secs(u64::try_from(config.key_reload_interval).unwrap_or(5)),
         read_timeout,
     })

@@ -1,4 +1,5 @@
-//! The `tessera key` and `tessera token` commands, run as the real binary.
+//! The `tessera key` and `tessera token` commands, run as the real binary, and the
+//! server's commands on PostgreSQL (when `TESSERA_TEST_POSTGRES` names a database).
 //!
 //! Each test works in its own temporary directory and asserts stdout, stderr and the
 //! exit code: 0 success, 1 a token or JWE refused, 2 bad usage or a key refused.
@@ -1892,4 +1893,240 @@ fn a_misspelt_variable_or_an_unpublishable_signing_alg_stops_the_server_commands
         ],
     );
     assert_eq!(out.code, 0, "{out:?}");
+}
+
+// ----- the server's commands on PostgreSQL --------------------------------------------
+
+const PG_VAR: &str = "TESSERA_TEST_POSTGRES";
+/// 32 bytes, base64url: the key-encryption key every node of a PostgreSQL
+/// deployment must share.
+const KEK: &str = "dGVzc2VyYS10ZXN0LWtleS1lbmNyeXB0aW9uLWtleTA";
+
+/// A schema of the test's own in the database `TESSERA_TEST_POSTGRES` names,
+/// dropped on drop; `None` (SKIPPED on stderr) when the variable is unset.
+struct PgSchema {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl PgSchema {
+    fn create(test: &str) -> Option<Self> {
+        let Some(server) = std::env::var(PG_VAR).ok().filter(|u| !u.is_empty()) else {
+            // Straight to stderr: the harness shows `eprintln!` only for failures.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: cli::{test} on PostgreSQL ({PG_VAR} unset)"
+            );
+            return None;
+        };
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "tessera_cli_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        pg_execute(&server, &format!("CREATE SCHEMA \"{name}\"")).unwrap();
+        let sep = if server.contains('?') { '&' } else { '?' };
+        let url = format!("{server}{sep}options=-csearch_path%3D{name}");
+        Some(Self { server, name, url })
+    }
+
+    /// The usernames in the schema's `users` table.
+    fn usernames(&self) -> Vec<String> {
+        let sql = format!(
+            "SELECT username FROM \"{}\".users ORDER BY username",
+            self.name
+        );
+        pg_rt()
+            .block_on(async {
+                use sqlx::Connection as _;
+                let mut conn = sqlx::PgConnection::connect(&self.server).await?;
+                sqlx::query_scalar(&sql).fetch_all(&mut conn).await
+            })
+            .unwrap()
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name);
+        if pg_execute(&self.server, &sql).is_err() {
+            let _ = writeln!(std::io::stderr(), "could not drop schema {}", self.name);
+        }
+    }
+}
+
+fn pg_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn pg_execute(server: &str, sql: &str) -> Result<(), sqlx::Error> {
+    pg_rt().block_on(async {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(server).await?;
+        sqlx::query(sql).execute(&mut conn).await?;
+        conn.close().await
+    })
+}
+
+#[test]
+fn user_add_and_key_rotate_work_on_postgres() {
+    let Some(schema) = PgSchema::create("user_add_and_key_rotate_work_on_postgres") else {
+        return;
+    };
+    let dir = TempDir::new();
+    let env = [
+        ("TESSERA_ISSUER", "https://auth.example"),
+        ("TESSERA_KEY_ENCRYPTION_KEY", KEK),
+        ("TESSERA_ARGON2_MEMORY_KIB", "256"),
+        ("TESSERA_ARGON2_ITERATIONS", "1"),
+    ];
+    let db = schema.url.as_str();
+    let add = |name: &str| {
+        run_env(
+            &dir,
+            &["user", "add", name, "--role", "admin", "--database", db],
+            Some(b"correct horse battery\n"),
+            &env,
+        )
+    };
+    // The command creates the tables (in the schema the URL names) and the user.
+    let out = add("Ada");
+    out.ok();
+    let v = out.json();
+    assert_eq!(v["username"], "ada");
+    assert_eq!(v["roles"], json!(["admin"]));
+    assert!(v["id"].is_string());
+    add("grace").ok();
+    add("ADA").fails(1, "the username is taken");
+    assert_eq!(schema.usernames(), ["ada", "grace"]);
+
+    // Keys: the first rotation makes them (current and next), then rotates; the
+    // second finds them where the first left them.
+    let rotate = || {
+        let out = run_env(&dir, &["key", "rotate", "--database", db], None, &env);
+        out.ok();
+        out.json()
+    };
+    let first = rotate();
+    let published = |v: &Value| -> Vec<String> {
+        v["published"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let p1 = published(&first);
+    assert_eq!(p1.len(), 3, "previous, current, next: {first}");
+    assert_eq!(first["current"], p1[1].as_str());
+    let second = rotate();
+    let p2 = published(&second);
+    assert_eq!(p2.len(), 4, "two previous, current, next: {second}");
+    assert_eq!(&p2[..3], &p1[..], "the keys the first rotation left");
+    assert_eq!(
+        second["current"],
+        p1[2].as_str(),
+        "the next key became current"
+    );
+    // Without a shared key-encryption key the keys cannot be read.
+    let out = run_env(
+        &dir,
+        &["key", "rotate", "--database", db],
+        None,
+        &[
+            ("TESSERA_ISSUER", "https://auth.example"),
+            (
+                "TESSERA_KEY_ENCRYPTION_KEY",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            ),
+        ],
+    );
+    out.fails(1, "cannot decrypt signing key");
+    // ...and the refused rotation wrote nothing: the next one goes on from the second.
+    let third = rotate();
+    let p3 = published(&third);
+    assert_eq!(p3.len(), 5, "{third}");
+    assert_eq!(&p3[..4], &p2[..]);
+    assert_eq!(third["current"], p2[3].as_str());
+}
+
+#[test]
+fn postgres_without_issuer_or_key_encryption_key_exits_2_naming_it() {
+    let dir = TempDir::new();
+    // Refused before any connection: no server is needed.
+    let db = "postgres://tessera@127.0.0.1:1/tessera";
+    let password: &[u8] = b"correct horse battery\n";
+    for args in [
+        &["serve", "--addr", "127.0.0.1:0", "--database", db][..],
+        &["user", "add", "ada", "--database", db],
+        &["key", "rotate", "--database", db],
+    ] {
+        let out = run_env(&dir, args, Some(password), &[]);
+        out.fails(2, "issuer (TESSERA_ISSUER)");
+        assert!(out.stderr.contains("key_encryption_key"), "{out:?}");
+        let out = run_env(
+            &dir,
+            args,
+            Some(password),
+            &[("TESSERA_ISSUER", "https://auth.example")],
+        );
+        out.fails(2, "key_encryption_key (TESSERA_KEY_ENCRYPTION_KEY)");
+        assert!(!out.stderr.contains("issuer"), "{out:?}");
+        let out = run_env(
+            &dir,
+            args,
+            Some(password),
+            &[("TESSERA_KEY_ENCRYPTION_KEY", KEK)],
+        );
+        out.fails(2, "issuer (TESSERA_ISSUER)");
+        assert!(!out.stderr.contains("key_encryption_key"), "{out:?}");
+    }
+    // The same from a configuration file.
+    let config = dir.write("t.toml", format!("database = \"{db}\"\n"));
+    let out = run_env(
+        &dir,
+        &["serve", "--addr", "127.0.0.1:0", "--config", &config],
+        None,
+        &[],
+    );
+    out.fails(2, "issuer (TESSERA_ISSUER)");
+    // A database URL of no known kind is bad usage too.
+    let out = run_env(
+        &dir,
+        &["user", "add", "ada", "--database", "mysql://x/y"],
+        Some(password),
+        &[],
+    );
+    out.fails(2, "database must be");
+}
+
+#[test]
+fn an_unreachable_postgres_is_an_error_not_a_hang_or_a_panic() {
+    let dir = TempDir::new();
+    // Nothing listens on port 1.
+    let out = run_env(
+        &dir,
+        &[
+            "user",
+            "add",
+            "ada",
+            "--database",
+            "postgres://tessera@127.0.0.1:1/tessera",
+        ],
+        Some(b"correct horse battery\n"),
+        &[
+            ("TESSERA_ISSUER", "https://auth.example"),
+            ("TESSERA_KEY_ENCRYPTION_KEY", KEK),
+        ],
+    );
+    out.fails(1, "database error");
 }

@@ -1,17 +1,31 @@
 //! Storage behind a trait: the flows speak this vocabulary, never SQL. One
-//! implementation per database ([`sqlite`] now), one migrations folder per database.
+//! implementation per database ([`sqlite`] for one machine, [`postgres`] for many
+//! nodes), one migrations folder per database; [`open`] picks one by the URL.
 //!
 //! Every operation that must be atomic (rotating a refresh token, creating a family
 //! under the session limit, rotating keys) is one method, so each implementation
 //! can run it in one transaction.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::config::Database;
+
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// Opens (creating and migrating) the store `database` names.
+pub async fn open(database: &Database) -> StoreResult<Arc<dyn Store>> {
+    Ok(match database {
+        Database::Sqlite(path) => Arc::new(SqliteStore::open(path).await?),
+        Database::Postgres(url) => Arc::new(PostgresStore::open(url).await?),
+    })
+}
 
 /// A failure of the store.
 #[derive(Debug)]
@@ -50,6 +64,12 @@ impl From<serde_json::Error> for StoreError {
 impl From<String> for StoreError {
     fn from(e: String) -> Self {
         Self::Backend(e)
+    }
+}
+
+impl From<&str> for StoreError {
+    fn from(e: &str) -> Self {
+        Self::Backend(e.to_owned())
     }
 }
 
@@ -296,12 +316,12 @@ pub struct ServerSession {
 /// Everything the server keeps.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Closes the connections; every later call fails with
-    /// [`StoreError::Unavailable`].
-    async fn close(&self);
-
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Closes the connections, waiting for those in use to be returned; every
+    /// later call fails with [`StoreError::Unavailable`].
+    async fn close(&self);
 
     /// Adds a user; `Conflict` when the username is taken.
     async fn create_user(&self, user: &User) -> StoreResult<()>;

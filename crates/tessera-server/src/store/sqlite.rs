@@ -110,8 +110,9 @@ async fn migrate(pool: &SqlitePool) -> StoreResult<()> {
         if done.contains(version) {
             continue;
         }
-        sqlx::raw_sql(sql)
-            .execute(&mut *tx)
+        // Several statements, as sqlx's own migrator runs them (its `raw_sql` future
+        // is not `Send` for every lifetime, so a spawned open would not compile).
+        sqlx::Executor::execute(&mut *tx, *sql)
             .await
             .map_err(backend)?;
         sqlx::query(
@@ -300,16 +301,16 @@ async fn insert_key(conn: &mut SqliteConnection, k: &StoredKey) -> StoreResult<(
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn close(&self) {
-        SqliteStore::close(self).await;
-    }
-
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.reader)
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        SqliteStore::close(self).await;
     }
 
     async fn create_user(&self, user: &User) -> StoreResult<()> {

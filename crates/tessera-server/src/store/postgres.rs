@@ -1,0 +1,779 @@
+//! The PostgreSQL store, for any number of nodes sharing one database: the same
+//! behaviour as [`super::SqliteStore`], made safe under concurrency from other
+//! connections at READ COMMITTED (PostgreSQL's default) with row locks and
+//! conditional updates instead of SQLite's single writer.
+//!
+//! - Rotating a refresh token locks its family row first (`FOR NO KEY UPDATE`), so
+//!   every change to a family's tokens is serialized per family; the conditional
+//!   `UPDATE ... WHERE used_at IS NULL` then admits exactly one winner, and the
+//!   winner's successor, family touch and answer are one statement.
+//! - A login under a session limit locks its user row, so counting, evicting and
+//!   inserting cannot interleave with another login of that user on any node.
+//! - Key initialisation and rotation lock the `signing_keys` table (readers are not
+//!   blocked), so nodes started at once on an empty database agree on one set.
+//! - Migrations run in one transaction under an advisory lock scoped to the schema.
+//!
+//! Every table lives in the first schema of the connection's `search_path`; a URL
+//! may choose one with `?options=-csearch_path%3DNAME` (libpq's `options`), which
+//! is how the tests give each case a schema of its own. The schema must exist.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, Row};
+
+use super::{
+    DenyEntry, DenyKind, Family, FamilyPolicy, KeyState, NewRefresh, Pruned, REVOKED_RETENTION,
+    RotateRequest, Rotation, ServerSession, SessionLimit, Store, StoreError, StoreResult,
+    StoredKey, User,
+};
+
+// Pruning, one bounded batch per statement; SKIP LOCKED leaves rows a request (or
+// another node's pruning) holds to the next batch.
+const Q_PRUNE_REVOKED: &str = "DELETE FROM refresh_families WHERE id IN \
+     (SELECT id FROM refresh_families WHERE revoked_at IS NOT NULL AND revoked_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)";
+const Q_PRUNE_IDLE: &str = "DELETE FROM refresh_families WHERE id IN \
+     (SELECT id FROM refresh_families WHERE last_used_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)";
+const Q_PRUNE_ABSOLUTE: &str = "DELETE FROM refresh_families WHERE id IN \
+     (SELECT id FROM refresh_families WHERE created_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)";
+const Q_PRUNE_DENYLIST: &str = "DELETE FROM denylist WHERE (kind, value) IN \
+     (SELECT kind, value FROM denylist WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)";
+const Q_PRUNE_SESSIONS: &str = "DELETE FROM server_sessions WHERE id_hash IN \
+     (SELECT id_hash FROM server_sessions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)";
+
+/// The migrations, in order: (version, SQL). Each runs in the migration transaction
+/// (PostgreSQL's DDL is transactional: a failed migration leaves nothing behind).
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../../migrations/postgres/0002_prune.sql")),
+];
+
+/// How long a request waits for a connection: a database that is down answers
+/// within this, as an error, instead of holding the request.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The PostgreSQL implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://` or `postgresql://`) and
+    /// migrates it.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let opts = PgConnectOptions::from_str(url).map_err(backend)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(opts)
+            .await
+            .map_err(backend)?;
+        migrate(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn migrate(pool: &PgPool) -> StoreResult<()> {
+    let mut tx = pool.begin().await.map_err(backend)?;
+    let schema: Option<String> = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+    let Some(schema) = schema else {
+        return Err(StoreError::Backend(
+            "the search_path names no existing schema to create the tables in".into(),
+        ));
+    };
+    // Nodes started at once on an empty database: one migrates, the others wait
+    // here and then find the work done. The lock is per schema, released at commit.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tessera_migrations ' || $1))")
+        .bind(&schema)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS tessera_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
+    let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM tessera_migrations")
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+    for (version, sql) in MIGRATIONS {
+        if done.contains(version) {
+            continue;
+        }
+        // Several statements, as sqlx's own migrator runs them (its `raw_sql` future
+        // is not `Send` for every lifetime, so a spawned open would not compile).
+        sqlx::Executor::execute(&mut *tx, *sql)
+            .await
+            .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO tessera_migrations (version, applied_at) VALUES ($1, extract(epoch FROM now())::bigint)",
+        )
+        .bind(version)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    }
+    tx.commit().await.map_err(backend)
+}
+
+fn backend(e: impl Into<StoreError>) -> StoreError {
+    e.into()
+}
+
+const USER_COLS: &str = "id, username, password_hash, roles, created_at";
+const FAMILY_COLS: &str = "f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip";
+
+/// Spends a fresh token in one statement: lock its live family, mark the token spent
+/// (the conditional UPDATE is the arbiter), insert the successor, touch the family,
+/// and answer the family and its user. No row when the token was not fresh.
+///
+/// $1 now, $2 successor sealed, $3 successor hash, $4 presented hash,
+/// $5 now - idle, $6 now - absolute.
+const ROTATE: &str = "\
+WITH family AS (
+    SELECT f.id FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+    WHERE t.hash = $4 AND t.used_at IS NULL
+      AND f.revoked_at IS NULL AND f.last_used_at > $5 AND f.created_at > $6
+    FOR NO KEY UPDATE OF f
+), spent AS (
+    UPDATE refresh_tokens t SET used_at = $1, successor_sealed = $2, successor_hash = $3
+    FROM family WHERE t.hash = $4 AND t.used_at IS NULL AND t.family_id = family.id
+    RETURNING t.family_id
+), successor AS (
+    INSERT INTO refresh_tokens (hash, family_id, created_at) SELECT $3, family_id, $1 FROM spent
+), touched AS (
+    UPDATE refresh_families f SET last_used_at = $1 FROM spent WHERE f.id = spent.family_id
+    RETURNING f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip
+)
+SELECT touched.id, touched.user_id, touched.created_at, touched.last_used_at,
+       touched.user_agent, touched.ip,
+       u.username, u.password_hash, u.roles, u.created_at AS user_created_at
+FROM touched JOIN users u ON u.id = touched.user_id";
+
+fn user_from(row: &PgRow) -> StoreResult<User> {
+    let roles: String = row.try_get("roles").map_err(backend)?;
+    Ok(User {
+        id: row.try_get("id").map_err(backend)?,
+        username: row.try_get("username").map_err(backend)?,
+        password_hash: row.try_get("password_hash").map_err(backend)?,
+        roles: serde_json::from_str(&roles).map_err(backend)?,
+        created_at: row.try_get("created_at").map_err(backend)?,
+    })
+}
+
+fn family_from(row: &PgRow) -> StoreResult<Family> {
+    Ok(Family {
+        id: row.try_get("id").map_err(backend)?,
+        user_id: row.try_get("user_id").map_err(backend)?,
+        created_at: row.try_get("created_at").map_err(backend)?,
+        last_used_at: row.try_get("last_used_at").map_err(backend)?,
+        user_agent: row.try_get("user_agent").map_err(backend)?,
+        ip: row.try_get("ip").map_err(backend)?,
+    })
+}
+
+/// A family row joined with its user's columns (`username`, `password_hash`,
+/// `roles`, `user_created_at`).
+fn family_and_user_from(row: &PgRow) -> StoreResult<(Family, User)> {
+    let family = family_from(row)?;
+    let roles: String = row.try_get("roles").map_err(backend)?;
+    let user = User {
+        id: family.user_id.clone(),
+        username: row.try_get("username").map_err(backend)?,
+        password_hash: row.try_get("password_hash").map_err(backend)?,
+        roles: serde_json::from_str(&roles).map_err(backend)?,
+        created_at: row.try_get("user_created_at").map_err(backend)?,
+    };
+    Ok((family, user))
+}
+
+fn key_from(row: &PgRow) -> StoreResult<StoredKey> {
+    let state: String = row.try_get("state").map_err(backend)?;
+    Ok(StoredKey {
+        kid: row.try_get("kid").map_err(backend)?,
+        alg: row.try_get("alg").map_err(backend)?,
+        state: KeyState::parse(&state)
+            .ok_or_else(|| backend(format!("unknown key state {state}")))?,
+        public_jwk: row.try_get("public_jwk").map_err(backend)?,
+        private_sealed: row.try_get("private_sealed").map_err(backend)?,
+        created_at: row.try_get("created_at").map_err(backend)?,
+        publish_until: row.try_get("publish_until").map_err(backend)?,
+    })
+}
+
+async fn family_and_user(conn: &mut PgConnection, family_id: &str) -> StoreResult<(Family, User)> {
+    let row = sqlx::query(&format!(
+        "SELECT {FAMILY_COLS}, u.username, u.password_hash, u.roles, u.created_at AS user_created_at \
+         FROM refresh_families f JOIN users u ON u.id = f.user_id WHERE f.id = $1"
+    ))
+    .bind(family_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(backend)?;
+    family_and_user_from(&row)
+}
+
+/// Serializes the writers of `signing_keys` (key creation and rotation, on every
+/// node) until the transaction ends; plain reads go on.
+async fn lock_keys(conn: &mut PgConnection) -> StoreResult<()> {
+    sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+async fn insert_key(conn: &mut PgConnection, k: &StoredKey) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, alg, state, public_jwk, private_sealed, created_at, publish_until) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&k.kid)
+    .bind(&k.alg)
+    .bind(k.state.as_str())
+    .bind(&k.public_jwk)
+    .bind(&k.private_sealed)
+    .bind(k.created_at)
+    .bind(k.publish_until)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        PostgresStore::close(self).await;
+    }
+
+    async fn create_user(&self, user: &User) -> StoreResult<()> {
+        let roles = serde_json::to_string(&user.roles).map_err(backend)?;
+        let r = sqlx::query(
+            "INSERT INTO users (id, username, password_hash, roles, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(roles)
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn create_family(
+        &self,
+        family: &Family,
+        first: &NewRefresh,
+        policy: FamilyPolicy,
+        limit: Option<SessionLimit>,
+    ) -> StoreResult<Vec<String>> {
+        let now = family.created_at;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut evicted = Vec::new();
+        if let Some(limit) = limit.filter(|l| l.max > 0) {
+            // The user's row lock serializes the logins of one user (on every node):
+            // the count below sees every family committed before it.
+            sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
+                .bind(&family.user_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let live: Vec<String> = sqlx::query_scalar(
+                "SELECT f.id FROM refresh_families f WHERE f.user_id = $1 AND f.revoked_at IS NULL \
+                 AND f.last_used_at > $2 AND f.created_at > $3 ORDER BY f.created_at, f.seq",
+            )
+            .bind(&family.user_id)
+            .bind(now - policy.idle)
+            .bind(now - policy.absolute)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+            let max = limit.max as usize;
+            if live.len() >= max {
+                if !limit.evict_oldest {
+                    return Err(StoreError::SessionLimit);
+                }
+                let oldest = &live[..live.len() + 1 - max];
+                sqlx::query(
+                    "UPDATE refresh_families SET revoked_at = $1, revoke_reason = 'session_limit' WHERE id = ANY($2)",
+                )
+                .bind(now)
+                .bind(oldest)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                evicted.extend_from_slice(oldest);
+            }
+        }
+        sqlx::query(
+            "WITH f AS (INSERT INTO refresh_families (id, user_id, created_at, last_used_at, user_agent, ip) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id) \
+             INSERT INTO refresh_tokens (hash, family_id, created_at) SELECT $7, id, $3 FROM f",
+        )
+        .bind(&family.id)
+        .bind(&family.user_id)
+        .bind(family.created_at)
+        .bind(family.last_used_at)
+        .bind(&family.user_agent)
+        .bind(&family.ip)
+        .bind(&first.hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(evicted)
+    }
+
+    async fn rotate_refresh(&self, req: &RotateRequest) -> StoreResult<Rotation> {
+        let now = req.now;
+        let idle_after = now - req.policy.idle;
+        let absolute_after = now - req.policy.absolute;
+        // The common case, one round trip: the token is fresh and this call wins.
+        let won = sqlx::query(ROTATE)
+            .bind(now)
+            .bind(&req.successor_sealed)
+            .bind(&req.successor.hash)
+            .bind(&req.presented)
+            .bind(idle_after)
+            .bind(absolute_after)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        if let Some(row) = won {
+            let (family, user) = family_and_user_from(&row)?;
+            return Ok(Rotation::Rotated { family, user });
+        }
+        // Otherwise decide under the family's lock, which every rotation of this
+        // family takes first: what is read here cannot change until the commit.
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let row = sqlx::query(
+            "SELECT t.family_id, t.used_at, t.successor_sealed, f.user_id, f.revoked_at, f.last_used_at, f.created_at \
+             FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = $1 \
+             FOR NO KEY UPDATE OF f",
+        )
+        .bind(&req.presented)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(Rotation::Unknown);
+        };
+        let family_id: String = row.try_get("family_id").map_err(backend)?;
+        let revoked: Option<i64> = row.try_get("revoked_at").map_err(backend)?;
+        let last_used: i64 = row.try_get("last_used_at").map_err(backend)?;
+        let created: i64 = row.try_get("created_at").map_err(backend)?;
+        let live = revoked.is_none() && last_used > idle_after && created > absolute_after;
+        if !live {
+            return Ok(Rotation::Dead);
+        }
+        let used_at: Option<i64> = row.try_get("used_at").map_err(backend)?;
+        let sealed: Option<Vec<u8>> = row.try_get("successor_sealed").map_err(backend)?;
+        match (used_at, sealed) {
+            (None, _) => {
+                // Fresh after all (its family changed between the two statements):
+                // spend it here, under the lock, where nothing can race.
+                let row = sqlx::query(ROTATE)
+                    .bind(now)
+                    .bind(&req.successor_sealed)
+                    .bind(&req.successor.hash)
+                    .bind(&req.presented)
+                    .bind(idle_after)
+                    .bind(absolute_after)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?
+                    .ok_or_else(|| backend("a fresh refresh token could not be spent"))?;
+                let (family, user) = family_and_user_from(&row)?;
+                tx.commit().await.map_err(backend)?;
+                Ok(Rotation::Rotated { family, user })
+            }
+            (Some(used), Some(successor_sealed)) if now - used <= req.reuse_interval => {
+                let (family, user) = family_and_user(&mut tx, &family_id).await?;
+                tx.commit().await.map_err(backend)?;
+                Ok(Rotation::Replayed {
+                    family,
+                    user,
+                    successor_sealed,
+                })
+            }
+            _ => {
+                let user_id: String = row.try_get("user_id").map_err(backend)?;
+                sqlx::query(
+                    "UPDATE refresh_families SET revoked_at = $1, revoke_reason = 'refresh_reuse' WHERE id = $2",
+                )
+                .bind(now)
+                .bind(&family_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                tx.commit().await.map_err(backend)?;
+                Ok(Rotation::ReuseDetected { family_id, user_id })
+            }
+        }
+    }
+
+    async fn family_of_refresh(
+        &self,
+        hash: &[u8],
+        now: i64,
+        policy: FamilyPolicy,
+    ) -> StoreResult<Option<Family>> {
+        let row = sqlx::query(&format!(
+            "SELECT {FAMILY_COLS} FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+             WHERE t.hash = $1 AND f.revoked_at IS NULL AND f.last_used_at > $2 AND f.created_at > $3"
+        ))
+        .bind(hash)
+        .bind(now - policy.idle)
+        .bind(now - policy.absolute)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(family_from).transpose()
+    }
+
+    async fn revoke_family(
+        &self,
+        family_id: &str,
+        user_id: Option<&str>,
+        now: i64,
+        reason: &str,
+    ) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "UPDATE refresh_families SET revoked_at = $1, revoke_reason = $2 \
+             WHERE id = $3 AND revoked_at IS NULL AND ($4::text IS NULL OR user_id = $4)",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(family_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn revoke_user_families(
+        &self,
+        user_id: &str,
+        now: i64,
+        reason: &str,
+    ) -> StoreResult<Vec<String>> {
+        // The user's row is locked first, as a login under a session limit does, so
+        // the two never lock the user's families in different orders.
+        let ids: Vec<String> = sqlx::query_scalar(
+            "WITH u AS (SELECT id FROM users WHERE id = $3 FOR NO KEY UPDATE) \
+             UPDATE refresh_families SET revoked_at = $1, revoke_reason = $2 \
+             WHERE user_id = (SELECT id FROM u) AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(ids)
+    }
+
+    async fn live_families(
+        &self,
+        user_id: &str,
+        now: i64,
+        policy: FamilyPolicy,
+    ) -> StoreResult<Vec<Family>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {FAMILY_COLS} FROM refresh_families f WHERE f.user_id = $1 AND f.revoked_at IS NULL \
+             AND f.last_used_at > $2 AND f.created_at > $3 ORDER BY f.created_at, f.seq"
+        ))
+        .bind(user_id)
+        .bind(now - policy.idle)
+        .bind(now - policy.absolute)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(family_from).collect()
+    }
+
+    async fn deny(&self, entries: &[DenyEntry]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        for e in entries {
+            let value = match e.kind {
+                DenyKind::User => format!("{} {}", e.value, e.cutoff),
+                _ => e.value.clone(),
+            };
+            sqlx::query(
+                "INSERT INTO denylist (kind, value, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (kind, value) DO UPDATE SET expires_at = GREATEST(denylist.expires_at, excluded.expires_at)",
+            )
+            .bind(e.kind.as_str())
+            .bind(value)
+            .bind(e.expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn denylist(&self, now: i64) -> StoreResult<Vec<DenyEntry>> {
+        sqlx::query("DELETE FROM denylist WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        // Another node may have added an entry that expired in between: read only
+        // what is still in force.
+        let rows =
+            sqlx::query("SELECT kind, value, expires_at FROM denylist WHERE expires_at > $1")
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let kind: String = row.try_get("kind").map_err(backend)?;
+            let value: String = row.try_get("value").map_err(backend)?;
+            let expires_at: i64 = row.try_get("expires_at").map_err(backend)?;
+            let Some(kind) = DenyKind::parse(&kind) else {
+                continue;
+            };
+            let (value, cutoff) = match kind {
+                DenyKind::User => match value
+                    .rsplit_once(' ')
+                    .and_then(|(u, c)| Some((u, c.parse().ok()?)))
+                {
+                    Some((u, c)) => (u.to_string(), c),
+                    None => continue,
+                },
+                _ => (value, 0),
+            };
+            out.push(DenyEntry {
+                kind,
+                value,
+                cutoff,
+                expires_at,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
+        let rows = sqlx::query(
+            "SELECT kid, alg, state, public_jwk, private_sealed, created_at, publish_until \
+             FROM signing_keys ORDER BY created_at, seq",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(key_from).collect()
+    }
+
+    async fn init_keys(&self, keys: &[StoredKey]) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // Of nodes started at once on an empty database, the first to get the lock
+        // stores its keys; the others then count them and store nothing.
+        lock_keys(&mut tx).await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM signing_keys WHERE state IN ('current', 'next')",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if n > 0 {
+            return Ok(false);
+        }
+        for k in keys {
+            insert_key(&mut tx, k).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn rotate_keys(
+        &self,
+        new_next: &StoredKey,
+        now: i64,
+        previous_until: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        lock_keys(&mut tx).await?;
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'retired' WHERE state = 'previous' AND publish_until <= $1",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'previous', publish_until = $1 WHERE state = 'current'",
+        )
+        .bind(previous_until)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query("UPDATE signing_keys SET state = 'current' WHERE state = 'next'")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        insert_key(&mut tx, new_next).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn retire_keys(&self, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'retired' WHERE state = 'previous' AND publish_until <= $1",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn create_server_session(&self, s: &ServerSession) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO server_sessions (id_hash, user_id, csrf_hash, created_at, last_used_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&s.id_hash)
+        .bind(&s.user_id)
+        .bind(&s.csrf_hash)
+        .bind(s.created_at)
+        .bind(s.last_used_at)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn touch_server_session(
+        &self,
+        id_hash: &[u8],
+        now: i64,
+        ttl: i64,
+    ) -> StoreResult<Option<(ServerSession, User)>> {
+        let row = sqlx::query(
+            "SELECT s.id_hash, s.user_id, s.csrf_hash, s.created_at, s.last_used_at, s.expires_at, \
+             u.id, u.username, u.password_hash, u.roles, u.created_at AS user_created_at \
+             FROM server_sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let roles: String = row.try_get("roles").map_err(backend)?;
+        let session = ServerSession {
+            id_hash: row.try_get("id_hash").map_err(backend)?,
+            user_id: row.try_get("user_id").map_err(backend)?,
+            csrf_hash: row.try_get("csrf_hash").map_err(backend)?,
+            created_at: row.try_get("created_at").map_err(backend)?,
+            last_used_at: row.try_get("last_used_at").map_err(backend)?,
+            expires_at: row.try_get("expires_at").map_err(backend)?,
+        };
+        let user = User {
+            id: row.try_get("id").map_err(backend)?,
+            username: row.try_get("username").map_err(backend)?,
+            password_hash: row.try_get("password_hash").map_err(backend)?,
+            roles: serde_json::from_str(&roles).map_err(backend)?,
+            created_at: row.try_get("user_created_at").map_err(backend)?,
+        };
+        // Extending the session is a write; do it at most once a minute per session so
+        // that reads stay reads.
+        if now - session.last_used_at >= 60 {
+            sqlx::query(
+                "UPDATE server_sessions SET last_used_at = $1, expires_at = $2 WHERE id_hash = $3",
+            )
+            .bind(now)
+            .bind(now + ttl)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        }
+        Ok(Some((session, user)))
+    }
+
+    async fn delete_server_session(&self, id_hash: &[u8]) -> StoreResult<bool> {
+        let r = sqlx::query("DELETE FROM server_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn prune(&self, now: i64, policy: FamilyPolicy, batch: u32) -> StoreResult<Pruned> {
+        let run = async |sql: &str, before: i64| -> StoreResult<u64> {
+            let r = sqlx::query(sql)
+                .bind(before)
+                .bind(i64::from(batch))
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+            Ok(r.rows_affected())
+        };
+        let revoked = run(Q_PRUNE_REVOKED, now - REVOKED_RETENTION).await?;
+        let idle = run(Q_PRUNE_IDLE, now - policy.idle).await?;
+        let absolute = run(Q_PRUNE_ABSOLUTE, now - policy.absolute).await?;
+        let denylist = run(Q_PRUNE_DENYLIST, now).await?;
+        let sessions = run(Q_PRUNE_SESSIONS, now).await?;
+        let batch = u64::from(batch);
+        Ok(Pruned {
+            families: revoked + idle + absolute,
+            denylist,
+            sessions,
+            full: [revoked, idle, absolute, denylist, sessions]
+                .iter()
+                .any(|n| *n >= batch),
+        })
+    }
+}

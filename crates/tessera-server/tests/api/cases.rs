@@ -1,0 +1,2085 @@
+// The HTTP integration cases, written once: included by `api.rs` (SQLite) and
+// `api_postgres.rs` (PostgreSQL), each of which sets `const BACKEND`. Every app runs
+// the real server on a random port with a fresh database of that backend, driven
+// over HTTP. Time is moved with a ManualClock, never slept.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use serde_json::{Value, json};
+use tessera_server::clock::{Clock, ManualClock};
+use tessera_server::config::Config;
+use tessera_server::{Running, spawn};
+
+use common::TestDb;
+
+struct TestApp {
+    base: String,
+    clock: Arc<ManualClock>,
+    http: reqwest::Client,
+    config: Config,
+    running: Option<Running>,
+    db: TestDb,
+}
+
+fn test_config(db: &TestDb) -> Config {
+    let mut config = Config {
+        addr: "127.0.0.1:0".into(),
+        database: db.url.clone(),
+        // Cheap argon2 for tests; the production defaults are tested in config.rs.
+        argon2_memory_kib: 256,
+        argon2_iterations: 1,
+        argon2_parallelism: 1,
+        ..Config::default()
+    };
+    if BACKEND == common::Backend::Postgres {
+        // Required with PostgreSQL (shared by nodes); a loopback http issuer keeps
+        // the cookie rules of the SQLite runs, whose issuer is the listen address.
+        config.issuer = Some("http://127.0.0.1".into());
+        config.key_encryption_key = Some(common::TEST_KEK.into());
+    }
+    config
+}
+
+/// The name of the test function this is expanded in.
+macro_rules! test_name {
+    () => {{
+        fn here() {}
+        let name = std::any::type_name_of_val(&here);
+        let name = name.strip_suffix("::here").unwrap_or(name);
+        name.strip_suffix("::{{closure}}").unwrap_or(name)
+    }};
+}
+
+/// The app of this test on `BACKEND`, tuned by an optional closure; ends the test
+/// (SKIPPED on stderr) when the backend is PostgreSQL and none is configured.
+macro_rules! spawn_app {
+    () => {
+        spawn_app!(|_| {})
+    };
+    ($tune:expr) => {
+        match spawn_app_with(test_name!(), $tune).await {
+            Some(app) => app,
+            None => return,
+        }
+    };
+}
+
+async fn spawn_app_with(test: &str, tune: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    captured_logs();
+    let db = TestDb::new(BACKEND, test).await?;
+    let mut config = test_config(&db);
+    tune(&mut config);
+    let clock = Arc::new(ManualClock::starting_now());
+    let running = spawn(&config, clock.clone()).await.unwrap();
+    // reqwest is built with rustls but no default provider (tessera-guard's choice).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    Some(TestApp {
+        base: format!("http://{}", running.addr),
+        clock,
+        http: reqwest::Client::new(),
+        config,
+        running: Some(running),
+        db,
+    })
+}
+
+impl TestApp {
+    /// The issuer: the configured one, else (the default) `http://` + the address.
+    fn issuer(&self) -> String {
+        self.config
+            .issuer
+            .clone()
+            .unwrap_or_else(|| self.base.clone())
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs `body` as it is, labelled JSON.
+    async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn register(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post(
+            "/auth/register",
+            json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post(
+            "/auth/login",
+            json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    /// Registers `username` and logs in; returns the token answer.
+    async fn user(&self, username: &str) -> Value {
+        assert_eq!(
+            self.register(username, "correct horse").await.status(),
+            StatusCode::CREATED
+        );
+        self.tokens(username).await
+    }
+
+    async fn tokens(&self, username: &str) -> Value {
+        let r = self.login(username, "correct horse").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    async fn refresh(&self, rt: &str) -> reqwest::Response {
+        self.post("/auth/refresh", json!({"refresh_token": rt}))
+            .await
+    }
+
+    async fn get_bearer(&self, path: &str, at: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(at)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post_bearer(&self, path: &str, at: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(at)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Stops the server and starts it again on the same address and database.
+    async fn restart(&mut self) {
+        let running = self.running.take().unwrap();
+        self.config.addr = running.addr.to_string();
+        running.stop().await.unwrap();
+        let running = spawn(&self.config, self.clock.clone()).await.unwrap();
+        self.base = format!("http://{}", running.addr);
+        self.running = Some(running);
+    }
+
+    fn state(&self) -> &tessera_server::http::AppState {
+        &self.running.as_ref().unwrap().state
+    }
+}
+
+fn s(v: &Value, k: &str) -> String {
+    v[k].as_str()
+        .unwrap_or_else(|| panic!("no string {k} in {v}"))
+        .to_string()
+}
+
+async fn error_of(r: reqwest::Response) -> (StatusCode, String) {
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error_description"].is_string(), "error shape: {v}");
+    (status, s(&v, "error"))
+}
+
+fn set_cookies(h: &HeaderMap) -> Vec<String> {
+    h.get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+fn cookie_value(set: &[String], name: &str) -> String {
+    let prefix = format!("{name}=");
+    let c = set
+        .iter()
+        .find(|c| c.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no cookie {name} in {set:?}"));
+    c[prefix.len()..].split(';').next().unwrap().to_string()
+}
+
+fn b64_json(part: &str) -> Value {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+// ----- register and login ------------------------------------------------------------
+
+#[tokio::test]
+async fn register_login_me() {
+    let app = spawn_app!();
+    let r = app.register("Ada", "correct horse").await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["username"], "ada");
+    let id = s(&v, "id");
+
+    assert_eq!(
+        error_of(app.register("ADA", "another pass").await).await,
+        (StatusCode::CONFLICT, "username_taken".into())
+    );
+    for (u, p) in [
+        ("", "correct horse"),
+        (&"x".repeat(65)[..], "correct horse"),
+        ("bob", "short"),
+        ("bob", &"p".repeat(1025)[..]),
+    ] {
+        assert_eq!(
+            error_of(app.register(u, p).await).await,
+            (StatusCode::BAD_REQUEST, "invalid_request".into()),
+            "{u:?}"
+        );
+    }
+    assert_eq!(
+        app.register(&"x".repeat(64), &"p".repeat(1024))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+
+    let t = app.tokens("ＡＤＡ").await;
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["expires_in"], 900);
+    assert_eq!(t["refresh_expires_in"], 14 * 86_400);
+    assert_eq!(s(&t, "refresh_token").len(), 43);
+    let me: Value = app
+        .get_bearer("/auth/me", &s(&t, "access_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["sub"], id.as_str());
+    assert_eq!(me["username"], "ada");
+    assert_eq!(me["roles"], json!([]));
+    assert!(me["sid"].is_string());
+}
+
+#[tokio::test]
+async fn access_token_has_the_rfc9068_shape_and_verifies_with_the_jwks() {
+    let app = spawn_app!();
+    let t = app.user("ada").await;
+    let at = s(&t, "access_token");
+    let parts: Vec<&str> = at.split('.').collect();
+    let header = b64_json(parts[0]);
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(header["alg"], "ES256");
+    let claims = b64_json(parts[1]);
+    for k in [
+        "iss", "sub", "aud", "exp", "iat", "jti", "sid", "roles", "scope",
+    ] {
+        assert!(!claims[k].is_null(), "claim {k} missing: {claims}");
+    }
+    assert_eq!(claims["iss"], app.issuer().as_str());
+    assert_eq!(claims["aud"], app.issuer().as_str());
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        900
+    );
+
+    let jwks = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let set = tessera_jose::JwkSet::from_json(&jwks).unwrap();
+    assert_eq!(set.keys().len(), 2, "current and next");
+    assert!(set.keys().iter().all(|k| !k.is_private()));
+    let v = tessera_jose::jwt::Validation::new()
+        .typ("at+jwt")
+        .issuer(app.issuer())
+        .audience(app.issuer());
+    let data = tessera_jose::jwt::decode_at::<Value>(&at, &set, &v, app.clock.now()).unwrap();
+    assert_eq!(data.claims["username"], "ada");
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_get_the_same_answer() {
+    let app = spawn_app!();
+    app.user("ada").await;
+    let a = app.login("ada", "wrong horse").await;
+    let b = app.login("nobody", "wrong horse").await;
+    let c = app.login("", "").await;
+    assert_eq!(a.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(b.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(c.status(), StatusCode::UNAUTHORIZED);
+    let (ha, hb) = (a.headers().clone(), b.headers().clone());
+    let (ta, tb, tc) = (
+        a.text().await.unwrap(),
+        b.text().await.unwrap(),
+        c.text().await.unwrap(),
+    );
+    assert_eq!(ta, tb);
+    assert_eq!(ta, tc);
+    assert_eq!(ha.get("content-type"), hb.get("content-type"));
+    let v: Value = serde_json::from_str(&ta).unwrap();
+    assert_eq!(v["error"], "invalid_grant");
+}
+
+// ----- refresh -----------------------------------------------------------------------
+
+#[tokio::test]
+async fn refresh_rotates_and_reuse_revokes_the_family() {
+    let app = spawn_app!();
+    let t0 = app.user("ada").await;
+    let rt0 = s(&t0, "refresh_token");
+
+    let r1: Value = app.refresh(&rt0).await.json().await.unwrap();
+    let rt1 = s(&r1, "refresh_token");
+    assert_ne!(rt1, rt0);
+    assert_ne!(s(&r1, "access_token"), s(&t0, "access_token"));
+
+    // Within the reuse interval (10 s) the spent token answers the same successor.
+    app.clock.advance(5);
+    let again: Value = app.refresh(&rt0).await.json().await.unwrap();
+    assert_eq!(s(&again, "refresh_token"), rt1);
+    assert_eq!(
+        app.get_bearer("/auth/me", &s(&again, "access_token"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    // After it, the spent token is theft: the family is revoked.
+    app.clock.advance(6);
+    assert_eq!(
+        error_of(app.refresh(&rt0).await).await,
+        (StatusCode::UNAUTHORIZED, "invalid_grant".into())
+    );
+    assert_eq!(
+        error_of(app.refresh(&rt1).await).await,
+        (StatusCode::UNAUTHORIZED, "invalid_grant".into())
+    );
+    let r = app.get_bearer("/auth/me", &s(&r1, "access_token")).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
+
+    // Another login is unaffected.
+    let t = app.tokens("ada").await;
+    assert_eq!(
+        app.refresh(&s(&t, "refresh_token")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        error_of(app.refresh("not-a-token").await).await,
+        (StatusCode::UNAUTHORIZED, "invalid_grant".into())
+    );
+    assert_eq!(
+        error_of(app.post("/auth/refresh", json!({})).await).await,
+        (StatusCode::UNAUTHORIZED, "invalid_grant".into())
+    );
+}
+
+#[tokio::test]
+async fn fifty_concurrent_refreshes_yield_one_successor() {
+    let app = Arc::new(spawn_app!());
+    let t = app.user("ada").await;
+    let rt = s(&t, "refresh_token");
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let app = app.clone();
+        let rt = rt.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = app.refresh(&rt).await;
+            assert_eq!(r.status(), StatusCode::OK);
+            let v: Value = r.json().await.unwrap();
+            s(&v, "refresh_token")
+        }));
+    }
+    let mut successors = std::collections::BTreeSet::new();
+    for t in tasks {
+        successors.insert(t.await.unwrap());
+    }
+    assert_eq!(
+        successors.len(),
+        1,
+        "one successor for 50 concurrent refreshes"
+    );
+    let successor = successors.into_iter().next().unwrap();
+    let sessions: Value = app
+        .get_bearer("/auth/sessions", &s(&t, "access_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions["sessions"].as_array().unwrap().len(),
+        1,
+        "never two live families"
+    );
+    assert_eq!(app.refresh(&successor).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn expiry_follows_the_clock() {
+    let app = spawn_app!(|c| {
+        c.refresh_idle_ttl = 3600;
+        c.refresh_absolute_ttl = 3 * 3600;
+    });
+    let t = app.user("ada").await;
+    let at = s(&t, "access_token");
+    app.clock.advance(899);
+    assert_eq!(
+        app.get_bearer("/auth/me", &at).await.status(),
+        StatusCode::OK
+    );
+    app.clock.advance(1);
+    let r = app.get_bearer("/auth/me", &at).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error_description"], "the token has expired");
+
+    // Idle timeout: used every 59 minutes the family lives, up to its absolute end.
+    let t = app.tokens("ada").await;
+    let mut rt = s(&t, "refresh_token");
+    for _ in 0..2 {
+        app.clock.advance(59 * 60);
+        let r: Value = app.refresh(&rt).await.json().await.unwrap();
+        rt = s(&r, "refresh_token");
+    }
+    app.clock.advance(3600);
+    assert_eq!(
+        app.refresh(&rt).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "idle"
+    );
+
+    let t = app.tokens("ada").await;
+    let mut rt = s(&t, "refresh_token");
+    for _ in 0..3 {
+        app.clock.advance(55 * 60);
+        let r = app.refresh(&rt).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let v: Value = r.json().await.unwrap();
+        rt = s(&v, "refresh_token");
+    }
+    app.clock.advance(16 * 60);
+    assert_eq!(
+        app.refresh(&rt).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "absolute"
+    );
+}
+
+// ----- logout and sessions -----------------------------------------------------------
+
+#[tokio::test]
+async fn logout_makes_the_access_token_fail_at_once() {
+    let app = spawn_app!();
+    let t = app.user("ada").await;
+    let other = app.tokens("ada").await;
+    let at = s(&t, "access_token");
+    let r = app
+        .http
+        .post(app.url("/auth/logout"))
+        .bearer_auth(&at)
+        .json(&json!({"refresh_token": s(&t, "refresh_token")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = app.get_bearer("/auth/me", &at).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
+    assert_eq!(
+        app.refresh(&s(&t, "refresh_token")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // The other session lives on.
+    assert_eq!(
+        app.get_bearer("/auth/me", &s(&other, "access_token"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // Without a token: 401 with a bare Bearer challenge.
+    let r = app.http.post(app.url("/auth/logout")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+}
+
+#[tokio::test]
+async fn logout_all_ends_every_session() {
+    let app = spawn_app!();
+    let a = app.user("ada").await;
+    let b = app.tokens("ada").await;
+    let bob = app.user("bob").await;
+    assert_eq!(
+        app.post_bearer("/auth/logout-all", &s(&a, "access_token"))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    for t in [&a, &b] {
+        assert_eq!(
+            app.get_bearer("/auth/me", &s(t, "access_token"))
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            app.refresh(&s(t, "refresh_token")).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        app.get_bearer("/auth/me", &s(&bob, "access_token"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // A login in the same second after logout-all works.
+    let c = app.tokens("ada").await;
+    assert_eq!(
+        app.get_bearer("/auth/me", &s(&c, "access_token"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn sessions_are_listed_and_ended() {
+    let app = spawn_app!();
+    let a = app.user("ada").await;
+    app.clock.advance(1);
+    let b = app.tokens("ada").await;
+    let bob = app.user("bob").await;
+    let at = s(&a, "access_token");
+    let v: Value = app
+        .get_bearer("/auth/sessions", &at)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let list = v["sessions"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["current"], true);
+    assert_eq!(list[1]["current"], false);
+    assert_eq!(list[0]["ip"], "127.0.0.1");
+    for k in ["id", "created_at", "last_used_at", "user_agent"] {
+        assert!(list[0].get(k).is_some(), "{k}");
+    }
+    assert!(list[1]["created_at"].as_i64() > list[0]["created_at"].as_i64());
+    let b_sid = s(&list[1], "id");
+
+    // Another user's session: 404, and it lives on.
+    let r = app
+        .http
+        .delete(app.url(&format!("/auth/sessions/{b_sid}")))
+        .bearer_auth(s(&bob, "access_token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::NOT_FOUND, "not_found".into())
+    );
+    assert_eq!(
+        app.get_bearer("/auth/me", &s(&b, "access_token"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let r = app
+        .http
+        .delete(app.url(&format!("/auth/sessions/{b_sid}")))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get_bearer("/auth/me", &s(&b, "access_token"))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.refresh(&s(&b, "refresh_token")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let v: Value = app
+        .get_bearer("/auth/sessions", &at)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["sessions"].as_array().unwrap().len(), 1);
+    let r = app
+        .http
+        .delete(app.url(&format!("/auth/sessions/{b_sid}")))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn session_limit_refuse() {
+    let app = spawn_app!(|c| c.session_limit = 2);
+    let a = app.user("ada").await;
+    app.tokens("ada").await;
+    assert_eq!(
+        error_of(app.login("ada", "correct horse").await).await,
+        (StatusCode::FORBIDDEN, "session_limit_reached".into())
+    );
+    // Ending one makes room.
+    assert_eq!(
+        app.post_bearer("/auth/logout", &s(&a, "access_token"))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.login("ada", "correct horse").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_session_limit_holds_under_concurrent_logins() {
+    let app = Arc::new(spawn_app!(|c| c.session_limit = 2));
+    assert_eq!(
+        app.register("ada", "correct horse").await.status(),
+        StatusCode::CREATED
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            app.login("ada", "correct horse").await.status()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            StatusCode::OK => ok += 1,
+            other => assert_eq!(other, StatusCode::FORBIDDEN),
+        }
+    }
+    assert_eq!(ok, 2, "exactly the limit succeeds");
+}
+
+#[tokio::test]
+async fn session_limit_evict_oldest() {
+    let app = spawn_app!(|c| {
+        c.session_limit = 2;
+        c.session_limit_policy = tessera_server::config::SessionLimitPolicy::EvictOldest;
+    });
+    let a = app.user("ada").await;
+    app.clock.advance(1);
+    let b = app.tokens("ada").await;
+    app.clock.advance(1);
+    let c = app.tokens("ada").await;
+    assert_eq!(
+        app.get_bearer("/auth/me", &s(&a, "access_token"))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.refresh(&s(&a, "refresh_token")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get_bearer("/auth/me", &s(&b, "access_token"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let v: Value = app
+        .get_bearer("/auth/sessions", &s(&c, "access_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["sessions"].as_array().unwrap().len(), 2);
+}
+
+// ----- the database going away --------------------------------------------------------
+
+#[tokio::test]
+async fn without_its_database_a_node_answers_503_and_keeps_verifying() {
+    let app = spawn_app!();
+    let t = app.user("ada").await;
+    let at = s(&t, "access_token");
+    let rt = s(&t, "refresh_token");
+    app.running.as_ref().unwrap().state.core.store.close().await;
+    for r in [
+        app.login("ada", "correct horse").await,
+        app.refresh(&rt).await,
+        app.register("bob", "correct horse").await,
+    ] {
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let retry: i64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(retry >= 1, "{retry}");
+        assert_eq!(error_of(r).await.1, "temporarily_unavailable");
+    }
+    // Access tokens are still verified, from memory.
+    assert_eq!(
+        app.get_bearer("/auth/me", &at).await.status(),
+        StatusCode::OK
+    );
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let v: Value = ready.json().await.unwrap();
+    assert_eq!(
+        v,
+        json!({"status": "degraded", "checks": {"database": "unavailable", "redis": "off"}})
+    );
+}
+
+// ----- behind a load balancer ---------------------------------------------------------
+
+/// A login with `X-Forwarded-For: xff`; the status and, on success, the session's
+/// recorded address.
+async fn login_via(
+    app: &TestApp,
+    user: &str,
+    password: &str,
+    xff: &str,
+) -> (StatusCode, Option<String>) {
+    let r = app
+        .http
+        .post(app.url("/auth/login"))
+        .header("x-forwarded-for", xff)
+        .header(
+            "forwarded",
+            xff.split(", ")
+                .map(|a| format!("for={a}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    if status != StatusCode::OK {
+        return (status, None);
+    }
+    let v: Value = r.json().await.unwrap();
+    let list: Value = app
+        .get_bearer("/auth/sessions", &s(&v, "access_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let current = list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["current"] == true)
+        .unwrap()["ip"]
+        .as_str()
+        .map(str::to_string);
+    (status, current)
+}
+
+#[tokio::test]
+async fn forwarding_headers_count_only_from_a_trusted_proxy() {
+    let limits = |c: &mut Config| {
+        c.rate_limit_account_failures = 100;
+        c.rate_limit_address_failures = 2;
+        c.rate_limit_window = 60;
+    };
+    // By default no forwarding header is believed: a spoofed one changes neither the
+    // recorded address nor the address limit.
+    let app = spawn_app!(limits);
+    app.user("ada").await;
+    let (status, ip) = login_via(&app, "ada", "correct horse", "198.51.100.7").await;
+    assert_eq!((status, ip.as_deref()), (StatusCode::OK, Some("127.0.0.1")));
+    for i in 0..2 {
+        let (status, _) = login_via(&app, "ada", "wrong", &format!("203.0.113.{i}")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = login_via(&app, "ada", "wrong", "203.0.113.99").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Behind a trusted proxy, the first address the proxies did not write is the
+    // client: what the client prepended itself is ignored.
+    let app = spawn_app!(|c: &mut Config| {
+        limits(c);
+        c.trusted_proxies = vec!["127.0.0.0/8".into()];
+    });
+    app.user("ada").await;
+    let (status, ip) = login_via(&app, "ada", "correct horse", "6.6.6.6, 198.51.100.7").await;
+    assert_eq!(
+        (status, ip.as_deref()),
+        (StatusCode::OK, Some("198.51.100.7"))
+    );
+    for _ in 0..2 {
+        let (status, _) = login_via(&app, "ada", "wrong", "6.6.6.6, 198.51.100.7").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = login_via(&app, "ada", "wrong", "1.2.3.4, 198.51.100.7").await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the limit is the client's"
+    );
+    let (status, _) = login_via(&app, "ada", "wrong", "198.51.100.8").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "another client is not limited"
+    );
+}
+
+// ----- brute force -------------------------------------------------------------------
+
+#[tokio::test]
+async fn brute_force_gets_429_per_account_and_per_address() {
+    let app = spawn_app!(|c| {
+        c.rate_limit_account_failures = 3;
+        c.rate_limit_address_failures = 6;
+        c.rate_limit_window = 60;
+    });
+    app.user("ada").await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.login("ada", "wrong horse").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = app.login("ada", "correct horse").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: i64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(error_of(r).await.1, "too_many_requests");
+    app.clock.advance(61);
+    assert_eq!(
+        app.login("ada", "correct horse").await.status(),
+        StatusCode::OK
+    );
+
+    // Per address: failures on many accounts.
+    for i in 0..6 {
+        assert_eq!(
+            app.login(&format!("nobody{i}"), "wrong horse")
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        app.login("ada", "correct horse").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        app.refresh("garbage").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    app.clock.advance(61);
+    assert_eq!(
+        app.login("ada", "correct horse").await.status(),
+        StatusCode::OK
+    );
+    let m = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("tessera_login_failures_total 9"), "{m}");
+}
+
+/// Forty wrong passwords at once for one account with a limit of 3: exactly three
+/// are checked (401), the rest are refused before any hash (429), and so is the
+/// right password afterwards. The same for an address over many accounts.
+#[tokio::test]
+async fn concurrent_guesses_never_pass_the_limit() {
+    let app = Arc::new(spawn_app!(|c| {
+        c.rate_limit_account_failures = 3;
+        c.rate_limit_address_failures = 8;
+        c.rate_limit_window = 60;
+    }));
+    app.user("ada").await;
+    let statuses = |names: Vec<String>| {
+        let app = app.clone();
+        async move {
+            let tasks: Vec<_> = names
+                .into_iter()
+                .map(|name| {
+                    let app = app.clone();
+                    tokio::spawn(async move { app.login(&name, "wrong horse").await.status() })
+                })
+                .collect();
+            let mut counts = std::collections::BTreeMap::new();
+            for t in tasks {
+                *counts.entry(t.await.unwrap().as_u16()).or_insert(0) += 1;
+            }
+            counts
+        }
+    };
+    let counts = statuses(vec!["ada".to_string(); 40]).await;
+    assert_eq!(
+        counts,
+        [(401, 3), (429, 37)].into_iter().collect(),
+        "per account"
+    );
+    assert_eq!(
+        app.login("ada", "correct horse").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    app.clock.advance(61);
+    let counts = statuses((0..40).map(|i| format!("nobody{i}")).collect()).await;
+    assert_eq!(
+        counts,
+        [(401, 8), (429, 32)].into_iter().collect(),
+        "per address"
+    );
+    app.clock.advance(61);
+    assert_eq!(
+        app.login("ada", "correct horse").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_can_be_turned_off() {
+    let app = spawn_app!(|c| {
+        c.rate_limits = tessera_server::config::Switch::Off;
+        c.rate_limit_account_failures = 1;
+    });
+    app.user("ada").await;
+    for _ in 0..5 {
+        assert_eq!(
+            app.login("ada", "wrong horse").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        app.login("ada", "correct horse").await.status(),
+        StatusCode::OK
+    );
+}
+
+// ----- cookies and CSRF --------------------------------------------------------------
+
+#[tokio::test]
+async fn cookie_delivery_sets_the_right_attributes_and_needs_csrf() {
+    let app = spawn_app!(|c| c.cookie_secure = tessera_server::config::CookieSecure::Always);
+    app.register("ada", "correct horse").await;
+    let r = app
+        .post(
+            "/auth/login",
+            json!({"username": "ada", "password": "correct horse", "delivery": "cookie"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let set = set_cookies(r.headers());
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body.get("access_token").is_none() && body.get("refresh_token").is_none(),
+        "{body}"
+    );
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    let csrf = s(&body, "csrf_token");
+    let at = cookie_value(&set, "__Host-tessera_at");
+    let rt = cookie_value(&set, "tessera_rt");
+    assert_eq!(cookie_value(&set, "tessera_csrf"), csrf);
+    let attrs = |name: &str| -> String {
+        let c = set
+            .iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .unwrap();
+        c.split_once(';').unwrap().1.to_string()
+    };
+    assert_eq!(
+        attrs("__Host-tessera_at"),
+        " Path=/; Max-Age=900; HttpOnly; SameSite=Lax; Secure"
+    );
+    assert_eq!(
+        attrs("tessera_rt"),
+        format!(
+            " Path=/auth; Max-Age={}; HttpOnly; SameSite=Strict; Secure",
+            14 * 86_400
+        )
+    );
+    assert_eq!(
+        attrs("tessera_csrf"),
+        format!(" Path=/; Max-Age={}; SameSite=Lax; Secure", 14 * 86_400)
+    );
+
+    let jar = format!("__Host-tessera_at={at}; tessera_rt={rt}; tessera_csrf={csrf}");
+    let me = app
+        .http
+        .get(app.url("/auth/me"))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+
+    // State-changing requests without (or with a wrong) X-CSRF-Token are refused.
+    let r = app
+        .http
+        .post(app.url("/auth/logout"))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::FORBIDDEN, "invalid_csrf_token".into())
+    );
+    let r = app
+        .http
+        .post(app.url("/auth/logout"))
+        .header("cookie", &jar)
+        .header("x-csrf-token", "nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .http
+        .post(app.url("/auth/refresh"))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::FORBIDDEN, "invalid_csrf_token".into())
+    );
+    // A forged pair (cookie and header equal but not this session's) is refused too.
+    let forged = format!("__Host-tessera_at={at}; tessera_rt={rt}; tessera_csrf=forged");
+    let r = app
+        .http
+        .post(app.url("/auth/logout"))
+        .header("cookie", &forged)
+        .header("x-csrf-token", "forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // Cookie refresh: empty body, the refresh cookie, and the CSRF header.
+    let r = app
+        .http
+        .post(app.url("/auth/refresh"))
+        .header("cookie", &jar)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let set2 = set_cookies(r.headers());
+    let body2: Value = r.json().await.unwrap();
+    assert!(body2.get("refresh_token").is_none());
+    let rt2 = cookie_value(&set2, "tessera_rt");
+    assert_ne!(rt2, rt);
+    let at2 = cookie_value(&set2, "__Host-tessera_at");
+    let jar2 = format!("__Host-tessera_at={at2}; tessera_rt={rt2}; tessera_csrf={csrf}");
+
+    let r = app
+        .http
+        .post(app.url("/auth/logout"))
+        .header("cookie", &jar2)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let cleared = set_cookies(r.headers());
+    assert!(
+        cleared
+            .iter()
+            .any(|c| c.starts_with("__Host-tessera_at=;") && c.contains("Max-Age=0")),
+        "{cleared:?}"
+    );
+    let me = app
+        .http
+        .get(app.url("/auth/me"))
+        .header("cookie", &jar2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.refresh(&rt2).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn http_loopback_cookies_drop_secure_and_the_prefix() {
+    let app = spawn_app!();
+    app.register("ada", "correct horse").await;
+    let r = app
+        .post(
+            "/auth/login",
+            json!({"username": "ada", "password": "correct horse", "delivery": "cookie"}),
+        )
+        .await;
+    let set = set_cookies(r.headers());
+    let at = set.iter().find(|c| c.starts_with("tessera_at=")).unwrap();
+    assert!(
+        at.ends_with("; Path=/; Max-Age=900; HttpOnly; SameSite=Lax"),
+        "{at}"
+    );
+    assert!(
+        !set.iter()
+            .any(|c| c.contains("Secure") || c.starts_with("__Host-"))
+    );
+}
+
+#[tokio::test]
+async fn stateful_mode() {
+    let app = spawn_app!(|c| c.cookie_secure = tessera_server::config::CookieSecure::Always);
+    let reg: Value = app
+        .register("Ada", "correct horse")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = app
+        .post(
+            "/session/login",
+            json!({"username": "ada", "password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let set = set_cookies(r.headers());
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["username"], "ada");
+    let csrf = s(&body, "csrf_token");
+    let sid = cookie_value(&set, "__Host-tessera_sid");
+    let c = set
+        .iter()
+        .find(|c| c.starts_with("__Host-tessera_sid="))
+        .unwrap();
+    assert!(
+        c.ends_with("; Path=/; Max-Age=28800; HttpOnly; SameSite=Lax; Secure"),
+        "{c}"
+    );
+    let jar = format!("__Host-tessera_sid={sid}; tessera_csrf={csrf}");
+
+    let me = app
+        .http
+        .get(app.url("/session/me"))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    let me: Value = me.json().await.unwrap();
+    assert_eq!(
+        me,
+        json!({"sub": reg["id"], "username": "ada", "roles": []})
+    );
+
+    let r = app
+        .http
+        .post(app.url("/session/logout"))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::FORBIDDEN, "invalid_csrf_token".into())
+    );
+    let r = app
+        .http
+        .post(app.url("/session/logout"))
+        .header("cookie", &jar)
+        .header("x-csrf-token", "wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .http
+        .post(app.url("/session/logout"))
+        .header("cookie", &jar)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let me = app
+        .http
+        .get(app.url("/session/me"))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(me).await,
+        (StatusCode::UNAUTHORIZED, "invalid_session".into())
+    );
+    let me = app.http.get(app.url("/session/me")).send().await.unwrap();
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+    // The session store keeps only hashes.
+    let raw = app.db.raw_contents().await;
+    assert!(!raw.windows(sid.len()).any(|w| w == sid.as_bytes()));
+
+    // Sessions expire by the clock.
+    let r = app
+        .post(
+            "/session/login",
+            json!({"username": "ada", "password": "correct horse"}),
+        )
+        .await;
+    let sid = cookie_value(&set_cookies(r.headers()), "__Host-tessera_sid");
+    app.clock.advance(8 * 3600);
+    let me = app
+        .http
+        .get(app.url("/session/me"))
+        .header("cookie", format!("__Host-tessera_sid={sid}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+}
+
+// ----- keys, restart, shared database ------------------------------------------------
+
+fn kids(jwks: &Value) -> Vec<String> {
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| s(k, "kid"))
+        .collect()
+}
+
+async fn jwks(app: &TestApp) -> Value {
+    app.http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn kid_of(token: &str) -> String {
+    s(&b64_json(token.split('.').next().unwrap()), "kid")
+}
+
+#[tokio::test]
+async fn key_rotation_publishes_next_first_and_keeps_previous_until_expiry() {
+    let app = spawn_app!();
+    let before = kids(&jwks(&app).await);
+    assert_eq!(before.len(), 2);
+    let t = app.user("ada").await;
+    let old_at = s(&t, "access_token");
+    let (current, next) = (before[0].clone(), before[1].clone());
+    assert_eq!(kid_of(&old_at), current);
+
+    // What `tessera key rotate` does, against the same database.
+    let store = tessera_server::startup::open_store(&app.config)
+        .await
+        .unwrap();
+    let alg = app.config.signing_algorithm().unwrap();
+    tessera_server::cli::rotate_with(&app.config, store.as_ref(), alg, app.clock.now())
+        .await
+        .unwrap();
+    let core = &app.state().core;
+    core.keys
+        .reload(core.store.as_ref(), app.clock.now())
+        .await
+        .unwrap();
+
+    let after = kids(&jwks(&app).await);
+    assert_eq!(after.len(), 3, "previous, current, next: {after:?}");
+    assert_eq!(&after[..2], &[current.clone(), next.clone()]);
+    let new_next = after[2].clone();
+    assert!(!before.contains(&new_next));
+    // The old token still verifies; new tokens are signed by the key published before.
+    assert_eq!(
+        app.get_bearer("/auth/me", &old_at).await.status(),
+        StatusCode::OK
+    );
+    let t2 = app.tokens("ada").await;
+    let mid_at = s(&t2, "access_token");
+    assert_eq!(kid_of(&mid_at), next);
+
+    // A second rotation a minute later, while tokens of both earlier keys are alive:
+    // neither key leaves the JWKS, and both tokens still verify.
+    app.clock.advance(60);
+    tessera_server::cli::rotate_with(&app.config, store.as_ref(), alg, app.clock.now())
+        .await
+        .unwrap();
+    core.keys
+        .reload(core.store.as_ref(), app.clock.now())
+        .await
+        .unwrap();
+    let twice = kids(&jwks(&app).await);
+    assert_eq!(twice.len(), 4, "two previous, current, next: {twice:?}");
+    for kid in [&current, &next, &new_next] {
+        assert!(twice.contains(kid), "{kid} in {twice:?}");
+    }
+    let newest_next = twice.iter().find(|k| !after.contains(k)).unwrap().clone();
+    for at in [&old_at, &mid_at] {
+        assert_eq!(
+            app.get_bearer("/auth/me", at).await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        kid_of(&s(&app.tokens("ada").await, "access_token")),
+        new_next
+    );
+
+    // Once every token of a previous key has expired, it is no longer published:
+    // first the older one, then the other.
+    let publish_for = app.config.access_ttl + app.config.key_reload_interval + 60;
+    app.clock.advance(publish_for - 60 + 1);
+    core.keys
+        .reload(core.store.as_ref(), app.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        kids(&jwks(&app).await),
+        vec![next.clone(), new_next.clone(), newest_next.clone()]
+    );
+    app.clock.advance(60);
+    core.keys
+        .reload(core.store.as_ref(), app.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(kids(&jwks(&app).await), vec![new_next, newest_next]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn restart_keeps_users_families_keys_and_the_denylist() {
+    let mut app = spawn_app!();
+    let out = app.user("ada").await;
+    let kept = app.tokens("ada").await;
+    assert_eq!(
+        app.post_bearer("/auth/logout", &s(&out, "access_token"))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let keys_before = kids(&jwks(&app).await);
+
+    app.restart().await;
+
+    assert_eq!(kids(&jwks(&app).await), keys_before);
+    assert_eq!(
+        app.get_bearer("/auth/me", &s(&kept, "access_token"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get_bearer("/auth/me", &s(&out, "access_token"))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.refresh(&s(&kept, "refresh_token")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.refresh(&s(&out, "refresh_token")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.login("ada", "correct horse").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_user_added_beside_the_running_server_logs_in_at_once() {
+    let app = spawn_app!();
+    // What `tessera user add` does: its own connection to the same database.
+    let store = tessera_server::startup::open_store(&app.config)
+        .await
+        .unwrap();
+    let hasher = tessera_server::password::Hasher::new(256, 1, 1).unwrap();
+    let u = tessera_server::flows::add_user(
+        store.as_ref(),
+        &hasher,
+        app.clock.now(),
+        "Grace",
+        "correct horse".into(),
+        vec!["admin".into(), "ops".into(), "admin".into()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(u.username, "grace");
+    assert_eq!(u.roles, ["admin", "ops"], "a role given twice is held once");
+    let t = app.tokens("grace").await;
+    let me: Value = app
+        .get_bearer("/auth/me", &s(&t, "access_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["roles"], json!(["admin", "ops"]));
+    store.close().await;
+}
+
+// ----- hostile input -----------------------------------------------------------------
+
+#[tokio::test]
+async fn bad_requests_get_4xx_in_our_json_shape() {
+    let app = spawn_app!();
+    let r = app.post_raw("/auth/login", "{\"username\":").await;
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".into())
+    );
+    let r = app
+        .http
+        .post(app.url("/auth/login"))
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request".into())
+    );
+    let r = app
+        .http
+        .post(app.url("/auth/login"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let r = app
+        .post("/auth/login", json!({"username": 5, "password": []}))
+        .await;
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".into())
+    );
+    let r = app
+        .post(
+            "/auth/login",
+            json!({"username": "a", "password": "b", "delivery": "carrier-pigeon"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = app
+        .http
+        .post(app.url("/auth/refresh"))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // No refresh token at all (no body, no cookie, or a null one): log in again.
+    for body in ["", "null", "{}", r#"{"refresh_token":null}"#] {
+        let r = app.post_raw("/auth/refresh", body).await;
+        assert_eq!(
+            error_of(r).await,
+            (StatusCode::UNAUTHORIZED, "invalid_grant".into()),
+            "{body:?}"
+        );
+    }
+    let r = app.post_raw("/auth/refresh", "[").await;
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".into())
+    );
+    let r = app
+        .http
+        .get(app.url("/no/such/route"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::NOT_FOUND, "not_found".into())
+    );
+    let r = app.http.put(app.url("/auth/login")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    error_of(r).await;
+    let r = app.get_bearer("/auth/me", "not.a.jwt").await;
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::UNAUTHORIZED, "invalid_token".into())
+    );
+    let r = app
+        .http
+        .get(app.url("/auth/me"))
+        .header("authorization", "Basic YTpi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let r = app.post_raw("/auth/login", deep).await;
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".into())
+    );
+    let r = app.get_bearer("/auth/me", &"a".repeat(100_000)).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_10_mib_body_gets_413() {
+    let app = spawn_app!();
+    for path in [
+        "/auth/login",
+        "/auth/register",
+        "/auth/refresh",
+        "/session/login",
+    ] {
+        let body = vec![b' '; 10 * 1024 * 1024];
+        let r = app.post_raw(path, body).await;
+        assert_eq!(
+            error_of(r).await,
+            (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request".into()),
+            "{path}"
+        );
+    }
+    // Without a Content-Length (chunked), the limit holds as the body arrives.
+    let chunk = 70 * 1024;
+    let mut request = format!(
+        "POST /auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunk:x}\r\n"
+    )
+    .into_bytes();
+    request.extend(std::iter::repeat_n(b' ', chunk));
+    request.extend_from_slice(b"\r\n0\r\n\r\n");
+    let (answer, _) = raw_exchange(&app, &request, std::time::Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_1_mib_header_gets_4xx() {
+    let app = spawn_app!();
+    let r = app
+        .http
+        .get(app.url("/auth/me"))
+        .header("x-big", "a".repeat(1024 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// Sends `request` on a new connection and reads until the server closes it or
+/// `wait` passes; what came back, and whether the server closed the connection.
+async fn raw_exchange(app: &TestApp, request: &[u8], wait: std::time::Duration) -> (String, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.running.as_ref().unwrap().addr;
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(request).await.unwrap();
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(wait, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    (String::from_utf8_lossy(&got).into_owned(), closed)
+}
+
+#[tokio::test]
+async fn a_declared_body_over_the_limit_is_refused_before_it_is_read() {
+    let app = spawn_app!();
+    // No 100 Continue: the client is told at once not to send its 20 MB.
+    let (answer, _) = raw_exchange(
+        &app,
+        b"POST /auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+          Content-Length: 20000000\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""error":"invalid_request""#), "{answer}");
+}
+
+#[tokio::test]
+async fn slow_and_silent_clients_are_cut_off() {
+    let app = spawn_app!(|c| c.http_read_timeout = 1);
+    let wait = std::time::Duration::from_secs(10);
+    // Half a request head, then nothing (slowloris): the connection is closed.
+    let (_, closed) = raw_exchange(&app, b"GET /healthz HTTP/1.1\r\nHost: t\r\n", wait).await;
+    assert!(closed, "a half-sent head holds its connection open");
+    // A connection that never sends a byte.
+    let (_, closed) = raw_exchange(&app, b"", wait).await;
+    assert!(closed, "a silent connection stays open");
+    // A body that stops short of its length: 408 in our shape.
+    let (answer, closed) = raw_exchange(
+        &app,
+        b"POST /auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"us",
+        wait,
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""error":"invalid_request""#), "{answer}");
+    assert!(closed);
+    // The server still answers.
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bodies_paths_and_caching_in_odd_forms() {
+    let app = spawn_app!();
+    let body = r#"{"username":"ada","password":"correct horse"}"#;
+    // Content-Type parameters: whitespace is allowed around `;`; a charset other than
+    // UTF-8 is not JSON as RFC 8259 has it.
+    for (ct, status) in [
+        ("application/json ; charset=utf-8", StatusCode::CREATED),
+        ("Application/JSON;charset=\"UTF-8\"", StatusCode::CONFLICT),
+        (
+            "application/json; charset=latin1",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+    ] {
+        let r = app
+            .http
+            .post(app.url("/auth/register"))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{ct}");
+    }
+    // Nesting: 32 levels pass, even in a member nobody reads; 33 do not.
+    let nested = |depth: usize| {
+        format!(
+            r#"{{"username":"nest{depth}","password":"correct horse","x":{}{}}}"#,
+            "[".repeat(depth - 1),
+            "]".repeat(depth - 1)
+        )
+    };
+    for (depth, status) in [(32, StatusCode::CREATED), (33, StatusCode::BAD_REQUEST)] {
+        let r = app.post_raw("/auth/register", nested(depth)).await;
+        assert_eq!(r.status(), status, "depth {depth}");
+    }
+    // A member named twice is refused, as in tokens, even one nobody reads (serde
+    // would refuse a known one itself).
+    let r = app
+        .post_raw(
+            "/auth/login",
+            r#"{"username":"ada","password":"correct horse","x":1,"x":2}"#,
+        )
+        .await;
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".into())
+    );
+    // A wrong JSON type is a shape error, not a syntax error.
+    let r = app
+        .post(
+            "/auth/login",
+            json!({"username": "ada", "password": "correct horse", "delivery": 1}),
+        )
+        .await;
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("expected shape"),
+        "{e}"
+    );
+    // A path that is not UTF-8 once decoded: our error shape, not plain text.
+    let t = app.tokens("ada").await;
+    let at = s(&t, "access_token");
+    let r = app
+        .http
+        .delete(app.url("/auth/sessions/%FF"))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".into())
+    );
+    // Answers about the user are never cached.
+    for path in ["/auth/me", "/auth/sessions"] {
+        let r = app.get_bearer(path, &at).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["cache-control"], "no-store", "{path}");
+    }
+    let r = app.get_bearer("/auth/me", "bad").await;
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    // Two Authorization headers: malformed (RFC 6750 §3.1), even if one is good.
+    let r = app
+        .http
+        .get(app.url("/auth/me"))
+        .header("authorization", format!("Bearer {at}"))
+        .header("authorization", format!("Bearer {at}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer error=\"invalid_request\""
+    );
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".into())
+    );
+}
+
+// ----- operations --------------------------------------------------------------------
+
+#[tokio::test]
+async fn health_metrics_and_openapi() {
+    let app = spawn_app!();
+    let h: Value = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h, json!({"status": "ok"}));
+    let r: Value = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        json!({"status": "ok", "checks": {"database": "ok", "redis": "off"}})
+    );
+    app.user("ada").await;
+    let m = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert!(
+        m.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let m = m.text().await.unwrap();
+    assert!(
+        m.contains(
+            "tessera_http_requests_total{method=\"POST\",route=\"/auth/login\",status=\"200\"} 1"
+        ),
+        "{m}"
+    );
+    assert!(m.contains(
+        "tessera_http_request_duration_seconds_count{method=\"POST\",route=\"/auth/login\"} 1"
+    ));
+    assert!(m.contains("tessera_token_operations_total{op=\"access_issued\"} 1"));
+    let doc: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for p in [
+        "/auth/register",
+        "/auth/login",
+        "/auth/refresh",
+        "/auth/logout",
+        "/auth/logout-all",
+        "/auth/me",
+        "/auth/sessions",
+        "/auth/sessions/{id}",
+        "/session/login",
+        "/session/me",
+        "/session/logout",
+        "/.well-known/jwks.json",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(
+            doc["paths"].get(p).is_some(),
+            "{p} missing from /openapi.json"
+        );
+    }
+}
+
+/// The samples of a metrics page without their values: one line per series.
+fn metric_series(page: &str) -> Vec<String> {
+    page.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            l.rsplit_once(' ')
+                .map_or(l, |(series, _)| series)
+                .to_string()
+        })
+        .collect()
+}
+
+/// The sum of the samples of `name` whose labels hold `label`.
+fn metric_sum(page: &str, name: &str, label: &str) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// A made-up word of letters only, distinct for every `i`.
+fn made_up(i: usize) -> String {
+    let mut i = i;
+    let mut w = String::from("QZ");
+    loop {
+        w.push(char::from(b'A' + (i % 26) as u8));
+        i /= 26;
+        if i == 0 {
+            return w;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_made_up_methods_and_paths_does_not_grow_metrics() {
+    let app = spawn_app!();
+    let send = |method: &str, path: String| {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        app.http.request(method, app.url(&path)).send()
+    };
+    // Every kind of request the flood sends, once, and two scrapes, so that the
+    // page already holds every series the flood and the scrape can touch.
+    send("QZWARM", "/made-up/warm".into()).await.unwrap();
+    send("QZWARM", "/auth/login".into()).await.unwrap();
+    send("GET", "/made-up/warm".into()).await.unwrap();
+    let scrape = || async {
+        app.http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    scrape().await;
+    let before = scrape().await;
+    for i in 0..1000 {
+        let word = made_up(i);
+        assert_ne!(
+            send(&word, format!("/made-up/{word}"))
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
+        send(&word, "/auth/login".into()).await.unwrap();
+        send("GET", format!("/{word}/{i}")).await.unwrap();
+    }
+    let after = scrape().await;
+    assert_eq!(metric_series(&before), metric_series(&after));
+    let shape = |page: &str| -> String {
+        page.lines()
+            .map(|l| match l.rsplit_once(' ') {
+                Some((series, _)) if !l.starts_with('#') => series,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(shape(&before).len(), shape(&after).len());
+    // The made-up methods were counted, under `other`.
+    let others = |page: &str| metric_sum(page, "tessera_http_requests_total", "method=\"other\"");
+    assert_eq!(others(&after) - others(&before), 2000.0, "{after}");
+    assert!(!after.contains("QZ"), "{after}");
+    assert!(!after.contains("made-up"), "{after}");
+}
+
+#[tokio::test]
+async fn cors_is_off_unless_allowed() {
+    let preflight = |app: &TestApp, origin: &str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/auth/login"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let app = spawn_app!();
+    let r = preflight(&app, "https://app.example").await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+
+    let app = spawn_app!(|c| c.cors_allow_origins = vec!["https://app.example".into()]);
+    let r = preflight(&app, "https://app.example").await.unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert_eq!(r.headers()["access-control-allow-credentials"], "true");
+    let r = preflight(&app, "https://evil.example").await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every test's log lines, captured by one global subscriber (TRACE, JSON) that
+/// spawn_app installs, so that the log test sees events from every task and thread.
+fn captured_logs() -> &'static Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let sink = logs.clone();
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "trace,hyper=info,h2=info,reqwest=info",
+            ))
+            .with_writer(move || sink.clone())
+            .try_init();
+        logs
+    })
+}
+
+#[tokio::test]
+async fn audit_events_are_logged_and_no_secret_ever_is() {
+    let logs = captured_logs();
+    let app = spawn_app!();
+    let mut secrets = vec!["correct horse".to_string(), "wrong horse".to_string()];
+    let t = app.user("ada").await;
+    assert_eq!(
+        app.login("ada", "wrong horse").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r: Value = app
+        .refresh(&s(&t, "refresh_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.clock.advance(60);
+    assert_eq!(
+        app.refresh(&s(&t, "refresh_token")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let t2 = app.tokens("ada").await;
+    assert_eq!(
+        app.post_bearer("/auth/logout", &s(&t2, "access_token"))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let c = app
+        .post(
+            "/auth/login",
+            json!({"username": "ada", "password": "correct horse", "delivery": "cookie"}),
+        )
+        .await;
+    let set = set_cookies(c.headers());
+    let body: Value = c.json().await.unwrap();
+    let sl = app
+        .post(
+            "/session/login",
+            json!({"username": "ada", "password": "correct horse"}),
+        )
+        .await;
+    let sid = cookie_value(&set_cookies(sl.headers()), "tessera_sid");
+    for v in [&t, &r, &t2] {
+        secrets.push(s(v, "access_token"));
+        secrets.push(s(v, "refresh_token"));
+    }
+    secrets.push(cookie_value(&set, "tessera_at"));
+    secrets.push(cookie_value(&set, "tessera_rt"));
+    secrets.push(s(&body, "csrf_token"));
+    secrets.push(sid);
+    let kek = match &app.config.key_encryption_key {
+        Some(k) => secrecy::ExposeSecret::expose_secret(k).to_string(),
+        None => {
+            std::fs::read_to_string(format!("{}.key", app.config.sqlite_path().unwrap())).unwrap()
+        }
+    };
+    secrets.push(kek.trim().to_string());
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    for event in [
+        "login_success",
+        "login_failure",
+        "refresh_reuse",
+        "logout",
+        "session_login",
+        "keys_created",
+    ] {
+        assert!(
+            text.contains(&format!("\"event\":\"{event}\"")),
+            "no audit event {event} in the logs"
+        );
+    }
+    for secret in &secrets {
+        // Tokens are checked whole and by their signature/last part.
+        let tail = &secret[secret.len().saturating_sub(20)..];
+        assert!(!text.contains(tail), "a secret reached the logs");
+    }
+}

@@ -1,0 +1,1128 @@
+//! The store contract: every case is written once, against `&dyn Store`, and runs
+//! on SQLite (`sqlite::*`, a temporary file) and on PostgreSQL (`postgres::*`, a
+//! schema of its own in the database `TESSERA_TEST_POSTGRES` names; SKIPPED on
+//! stderr when it is unset). Both implementations must answer alike.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use common::{Backend, TestDb};
+use tessera_server::config::Database;
+use tessera_server::store::{
+    self, DenyEntry, DenyKind, Family, FamilyPolicy, KeyState, NewRefresh, RotateRequest, Rotation,
+    ServerSession, SessionLimit, Store, StoreError, StoredKey, User,
+};
+
+/// One case's database and a store open on it.
+struct Ctx {
+    backend: Backend,
+    store: Arc<dyn Store>,
+    db: TestDb,
+}
+
+impl Ctx {
+    async fn new(backend: Backend, test: &str) -> Option<Self> {
+        let db = TestDb::new(backend, test).await?;
+        let store = open(&db).await;
+        Some(Self { backend, store, db })
+    }
+
+    /// Another store on the same database: another node, or the CLI beside a server.
+    async fn another(&self) -> Arc<dyn Store> {
+        open(&self.db).await
+    }
+
+    /// A database of its own, nothing opened on it yet.
+    async fn fresh_db(&self) -> TestDb {
+        TestDb::new(self.backend, "fresh").await.unwrap()
+    }
+}
+
+async fn open(db: &TestDb) -> Arc<dyn Store> {
+    let database: Database = db.url.parse().unwrap();
+    store::open(&database).await.unwrap()
+}
+
+/// Runs each case on both backends: `sqlite::NAME` and `postgres::NAME`.
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let ctx = super::Ctx::new(super::Backend::Sqlite, stringify!($case))
+                        .await
+                        .unwrap();
+                    super::$case(&ctx).await;
+                    ctx.store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let Some(ctx) = super::Ctx::new(
+                        super::Backend::Postgres,
+                        concat!("store::postgres::", stringify!($case)),
+                    )
+                    .await
+                    else {
+                        return;
+                    };
+                    super::$case(&ctx).await;
+                    ctx.store.close().await;
+                }
+            )*
+        }
+    };
+}
+
+contract! {
+    ping_answers,
+    users_are_unique_by_username,
+    session_limit_refuses,
+    session_limit_evicts_the_oldest,
+    session_limit_holds_under_concurrent_logins,
+    rotation_replay_and_reuse,
+    rotation_of_unknown_dead_and_expired_tokens,
+    fifty_concurrent_rotations_yield_one_successor,
+    families_are_listed_and_revoked,
+    denylist_keeps_the_longest_and_forgets_the_expired,
+    nodes_started_at_once_agree_on_one_set_of_keys,
+    keys_rotate_and_retire,
+    concurrent_key_rotations_keep_one_current_and_one_next,
+    server_sessions_live_extend_and_end,
+}
+
+const T0: i64 = 1_700_000_000;
+const POLICY: FamilyPolicy = FamilyPolicy {
+    idle: 1_000,
+    absolute: 5_000,
+};
+const REUSE: i64 = 10;
+
+fn user(name: &str) -> User {
+    User {
+        id: format!("id-{name}"),
+        username: name.into(),
+        password_hash: "$argon2id$v=19$m=256,t=1,p=1$c2FsdA$aGFzaA".into(),
+        roles: vec!["admin".into(), "ops".into()],
+        created_at: T0,
+    }
+}
+
+fn family(user: &User, id: &str, at: i64) -> Family {
+    Family {
+        id: id.into(),
+        user_id: user.id.clone(),
+        created_at: at,
+        last_used_at: at,
+        user_agent: Some(format!("agent {id}")),
+        ip: Some("192.0.2.7".into()),
+    }
+}
+
+fn token(name: &str) -> NewRefresh {
+    NewRefresh { hash: hash(name) }
+}
+
+/// Stands for the SHA-256 of a token: the store only compares bytes.
+fn hash(name: &str) -> Vec<u8> {
+    let mut h = b"hash:".to_vec();
+    h.extend_from_slice(name.as_bytes());
+    h
+}
+
+fn rotate(presented: &str, successor: &str, now: i64) -> RotateRequest {
+    RotateRequest {
+        presented: hash(presented),
+        successor: token(successor),
+        successor_sealed: format!("sealed {successor}").into_bytes(),
+        now,
+        reuse_interval: REUSE,
+        policy: POLICY,
+    }
+}
+
+/// A user with one family `fam` whose first refresh token is `first`, at `at`.
+async fn logged_in(store: &dyn Store, name: &str, fam: &str, first: &str, at: i64) -> User {
+    let u = user(name);
+    if store.user_by_id(&u.id).await.unwrap().is_none() {
+        store.create_user(&u).await.unwrap();
+    }
+    store
+        .create_family(&family(&u, fam, at), &token(first), POLICY, None)
+        .await
+        .unwrap();
+    u
+}
+
+fn ids(families: &[Family]) -> Vec<&str> {
+    families.iter().map(|f| f.id.as_str()).collect()
+}
+
+fn key(kid: &str, state: KeyState, at: i64) -> StoredKey {
+    StoredKey {
+        kid: kid.into(),
+        alg: "ES256".into(),
+        state,
+        public_jwk: format!("{{\"kid\":\"{kid}\"}}"),
+        private_sealed: format!("sealed {kid}").into_bytes(),
+        created_at: at,
+        publish_until: None,
+    }
+}
+
+/// (kid, state, publish_until) of every key, in the store's order.
+async fn key_states(store: &dyn Store) -> Vec<(String, KeyState, Option<i64>)> {
+    store
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.kid, k.state, k.publish_until))
+        .collect()
+}
+
+fn ks(kid: &str, state: KeyState, until: Option<i64>) -> (String, KeyState, Option<i64>) {
+    (kid.into(), state, until)
+}
+
+// ----- the cases -----------------------------------------------------------------------
+
+async fn ping_answers(ctx: &Ctx) {
+    ctx.store.ping().await.unwrap();
+}
+
+async fn users_are_unique_by_username(ctx: &Ctx) {
+    let store = ctx.store.as_ref();
+    let ada = user("ada");
+    store.create_user(&ada).await.unwrap();
+    assert_eq!(
+        store.user_by_username("ada").await.unwrap(),
+        Some(ada.clone())
+    );
+    assert_eq!(store.user_by_id(&ada.id).await.unwrap(), Some(ada.clone()));
+    assert_eq!(store.user_by_username("grace").await.unwrap(), None);
+    assert_eq!(store.user_by_id("id-nobody").await.unwrap(), None);
+
+    let same_name = User {
+        id: "id-other".into(),
+        ..ada.clone()
+    };
+    assert!(matches!(
+        store.create_user(&same_name).await,
+        Err(StoreError::Conflict)
+    ));
+    let same_id = User {
+        username: "other".into(),
+        ..ada.clone()
+    };
+    assert!(matches!(
+        store.create_user(&same_id).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.user_by_id("id-other").await.unwrap(), None);
+    // A user with no roles reads back with none.
+    let grace = User {
+        roles: vec![],
+        ..user("grace")
+    };
+    store.create_user(&grace).await.unwrap();
+    assert_eq!(store.user_by_username("grace").await.unwrap(), Some(grace));
+    // Another connection sees them at once.
+    let other = ctx.another().await;
+    assert_eq!(other.user_by_username("ada").await.unwrap(), Some(ada));
+    other.close().await;
+}
+
+async fn session_limit_refuses(ctx: &Ctx) {
+    let store = ctx.store.as_ref();
+    let ada = user("ada");
+    store.create_user(&ada).await.unwrap();
+    let limit = Some(SessionLimit {
+        max: 2,
+        evict_oldest: false,
+    });
+    for (i, f) in ["f1", "f2"].into_iter().enumerate() {
+        let evicted = store
+            .create_family(&family(&ada, f, T0 + i as i64), &token(f), POLICY, limit)
+            .await
+            .unwrap();
+        assert!(evicted.is_empty());
+    }
+    assert!(matches!(
+        store
+            .create_family(&family(&ada, "f3", T0 + 2), &token("f3"), POLICY, limit)
+            .await,
+        Err(StoreError::SessionLimit)
+    ));
+    // Nothing of the refused login was stored.
+    assert_eq!(
+        ids(&store.live_families(&ada.id, T0 + 2, POLICY).await.unwrap()),
+        ["f1", "f2"]
+    );
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate("f3", "x", T0 + 3))
+            .await
+            .unwrap(),
+        Rotation::Unknown
+    ));
+    // A revoked family makes room; so does an expired one.
+    assert!(
+        store
+            .revoke_family("f1", None, T0 + 3, "logout")
+            .await
+            .unwrap()
+    );
+    store
+        .create_family(&family(&ada, "f3", T0 + 3), &token("f3"), POLICY, limit)
+        .await
+        .unwrap();
+    let later = T0 + 2 + POLICY.idle;
+    // f2 (last used at T0 + 1) is idle-expired; f3 (T0 + 3) is still live.
+    assert_eq!(
+        ids(&store.live_families(&ada.id, later, POLICY).await.unwrap()),
+        ["f3"]
+    );
+    store
+        .create_family(&family(&ada, "f4", later), &token("f4"), POLICY, limit)
+        .await
+        .unwrap();
+    // No limit: any number.
+    for i in 0..3 {
+        let id = format!("n{i}");
+        store
+            .create_family(&family(&ada, &id, later), &token(&id), POLICY, None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .live_families(&ada.id, later, POLICY)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+}
+
+async fn session_limit_evicts_the_oldest(ctx: &Ctx) {
+    let store = ctx.store.as_ref();
+    let ada = user("ada");
+    store.create_user(&ada).await.unwrap();
+    let grace = user("grace");
+    store.create_user(&grace).await.unwrap();
+    let limit = Some(SessionLimit {
+        max: 2,
+        evict_oldest: true,
+    });
+    // Two logins in the same second: the order of creation decides which is older.
+    for f in ["a1", "a2"] {
+        let evicted = store
+            .create_family(&family(&ada, f, T0), &token(f), POLICY, limit)
+            .await
+            .unwrap();
+        assert!(evicted.is_empty());
+    }
+    store
+        .create_family(&family(&grace, "g1", T0), &token("g1"), POLICY, limit)
+        .await
+        .unwrap();
+    let evicted = store
+        .create_family(&family(&ada, "a3", T0), &token("a3"), POLICY, limit)
+        .await
+        .unwrap();
+    assert_eq!(evicted, ["a1"]);
+    assert_eq!(
+        ids(&store.live_families(&ada.id, T0, POLICY).await.unwrap()),
+        ["a2", "a3"]
+    );
+    // The evicted family's token is dead; the other user is untouched.
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate("a1", "a1'", T0 + 1))
+            .await
+            .unwrap(),
+        Rotation::Dead
+    ));
+    assert_eq!(
+        ids(&store.live_families(&grace.id, T0, POLICY).await.unwrap()),
+        ["g1"]
+    );
+    // A limit lowered below the live count evicts as many as needed.
+    let one = Some(SessionLimit {
+        max: 1,
+        evict_oldest: true,
+    });
+    let evicted = store
+        .create_family(&family(&ada, "a4", T0 + 5), &token("a4"), POLICY, one)
+        .await
+        .unwrap();
+    assert_eq!(evicted, ["a2", "a3"]);
+    assert_eq!(
+        ids(&store.live_families(&ada.id, T0 + 5, POLICY).await.unwrap()),
+        ["a4"]
+    );
+}
+
+async fn session_limit_holds_under_concurrent_logins(ctx: &Ctx) {
+    let ada = user("ada");
+    ctx.store.create_user(&ada).await.unwrap();
+    // Twenty logins at once, through two stores (two nodes), limit 3.
+    let stores = [Arc::clone(&ctx.store), ctx.another().await];
+    for evict_oldest in [false, true] {
+        let limit = Some(SessionLimit {
+            max: 3,
+            evict_oldest,
+        });
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let store = Arc::clone(&stores[i % 2]);
+                let ada = ada.clone();
+                tokio::spawn(async move {
+                    let id = format!("{evict_oldest}-{i}");
+                    store
+                        .create_family(&family(&ada, &id, T0), &token(&id), POLICY, limit)
+                        .await
+                })
+            })
+            .collect();
+        let mut ok = 0;
+        let mut evicted = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(e) => {
+                    ok += 1;
+                    evicted += e.len();
+                }
+                Err(StoreError::SessionLimit) => assert!(!evict_oldest),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let live = ctx.store.live_families(&ada.id, T0, POLICY).await.unwrap();
+        assert_eq!(
+            live.len(),
+            3,
+            "evict_oldest {evict_oldest}: {:?}",
+            ids(&live)
+        );
+        if evict_oldest {
+            assert_eq!(ok, 20);
+            // The three of the first round plus seventeen of this one were evicted.
+            assert_eq!(evicted, 20);
+        } else {
+            assert_eq!(ok, 3);
+        }
+    }
+    stores[1].close().await;
+}
+
+async fn rotation_replay_and_reuse(ctx: &Ctx) {
+    let store = ctx.store.as_ref();
+    let ada = logged_in(store, "ada", "fam", "A", T0).await;
+
+    let Rotation::Rotated { family, user } = store
+        .rotate_refresh(&rotate("A", "B", T0 + 100))
+        .await
+        .unwrap()
+    else {
+        panic!("a fresh token rotates");
+    };
+    assert_eq!(family.id, "fam");
+    assert_eq!(family.created_at, T0);
+    assert_eq!(family.last_used_at, T0 + 100, "the family after the update");
+    assert_eq!(family.user_agent.as_deref(), Some("agent fam"));
+    assert_eq!(user, ada);
+    assert_eq!(
+        store
+            .family_of_refresh(&hash("B"), T0 + 100, POLICY)
+            .await
+            .unwrap()
+            .map(|f| f.id),
+        Some("fam".into())
+    );
+
+    // Within the reuse interval the spent token answers the same successor, whatever
+    // successor the replay brings; at its end too.
+    for (at, other) in [(T0 + 101, "B2"), (T0 + 100 + REUSE, "B3")] {
+        let Rotation::Replayed {
+            family,
+            user,
+            successor_sealed,
+        } = store.rotate_refresh(&rotate("A", other, at)).await.unwrap()
+        else {
+            panic!("a replay within the interval");
+        };
+        assert_eq!(successor_sealed, b"sealed B");
+        assert_eq!(family.id, "fam");
+        assert_eq!(user, ada);
+        // The replay's own successor was not stored.
+        assert!(matches!(
+            store.rotate_refresh(&rotate(other, "x", at)).await.unwrap(),
+            Rotation::Unknown
+        ));
+    }
+
+    // The successor rotates as usual, and its successor too.
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate("B", "C", T0 + 105))
+            .await
+            .unwrap(),
+        Rotation::Rotated { .. }
+    ));
+
+    // After the interval, the spent token is theft: the family is revoked.
+    let Rotation::ReuseDetected { family_id, user_id } = store
+        .rotate_refresh(&rotate("A", "B4", T0 + 101 + REUSE))
+        .await
+        .unwrap()
+    else {
+        panic!("reuse after the interval");
+    };
+    assert_eq!(
+        (family_id.as_str(), user_id.as_str()),
+        ("fam", ada.id.as_str())
+    );
+    let now = T0 + 101 + REUSE;
+    assert!(
+        store
+            .live_families(&ada.id, now, POLICY)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .family_of_refresh(&hash("C"), now, POLICY)
+            .await
+            .unwrap(),
+        None
+    );
+    // Every token of the family is dead now, spent or not.
+    for t in ["A", "B", "C"] {
+        assert!(
+            matches!(
+                store
+                    .rotate_refresh(&rotate(t, "y", now + 1))
+                    .await
+                    .unwrap(),
+                Rotation::Dead
+            ),
+            "{t}"
+        );
+    }
+    assert!(
+        !store
+            .revoke_family("fam", None, now, "logout")
+            .await
+            .unwrap()
+    );
+}
+
+async fn rotation_of_unknown_dead_and_expired_tokens(ctx: &Ctx) {
+    let store = ctx.store.as_ref();
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate("nothing", "x", T0))
+            .await
+            .unwrap(),
+        Rotation::Unknown
+    ));
+
+    // Idle expiry: live until `idle` seconds without use, dead at that second.
+    let ada = logged_in(store, "ada", "idle", "I", T0).await;
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate("I", "I2", T0 + POLICY.idle - 1))
+            .await
+            .unwrap(),
+        Rotation::Rotated { .. }
+    ));
+    let used = T0 + POLICY.idle - 1;
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate("I2", "I3", used + POLICY.idle))
+            .await
+            .unwrap(),
+        Rotation::Dead
+    ));
+    assert_eq!(
+        store
+            .family_of_refresh(&hash("I2"), used + POLICY.idle, POLICY)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .family_of_refresh(&hash("I2"), used + POLICY.idle - 1, POLICY)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A dead family's spent token is dead too, not reuse (nothing left to revoke).
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate("I", "I4", used + POLICY.idle))
+            .await
+            .unwrap(),
+        Rotation::Dead
+    ));
+
+    // Absolute expiry: used often, it still ends `absolute` seconds after login.
+    logged_in(store, "ada", "abs", "X0", T0).await;
+    let mut at = T0;
+    let mut n = 0;
+    while at + 900 < T0 + POLICY.absolute {
+        at += 900;
+        let r = store
+            .rotate_refresh(&rotate(&format!("X{n}"), &format!("X{}", n + 1), at))
+            .await
+            .unwrap();
+        assert!(matches!(r, Rotation::Rotated { .. }), "at {}", at - T0);
+        n += 1;
+    }
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate(&format!("X{n}"), "late", T0 + POLICY.absolute))
+            .await
+            .unwrap(),
+        Rotation::Dead
+    ));
+
+    // A revoked family: dead, and its tokens are not spent by trying.
+    logged_in(store, "ada", "gone", "G", T0).await;
+    assert!(
+        store
+            .revoke_family("gone", Some(&ada.id), T0 + 1, "logout")
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate("G", "G2", T0 + 2))
+            .await
+            .unwrap(),
+        Rotation::Dead
+    ));
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate("G2", "G3", T0 + 2))
+            .await
+            .unwrap(),
+        Rotation::Unknown
+    ));
+}
+
+async fn fifty_concurrent_rotations_yield_one_successor(ctx: &Ctx) {
+    logged_in(ctx.store.as_ref(), "ada", "fam", "A", T0).await;
+    // Fifty refreshes of one token at once, each with its own successor, through two
+    // stores (two nodes).
+    let stores = [Arc::clone(&ctx.store), ctx.another().await];
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = Arc::clone(&stores[i % 2]);
+            tokio::spawn(async move {
+                let r = store
+                    .rotate_refresh(&rotate("A", &format!("S{i}"), T0 + 1))
+                    .await
+                    .unwrap();
+                (i, r)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut replayed = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            (i, Rotation::Rotated { family, .. }) => {
+                assert_eq!(family.id, "fam");
+                winners.push(i);
+            }
+            (
+                _,
+                Rotation::Replayed {
+                    successor_sealed, ..
+                },
+            ) => replayed.push(successor_sealed),
+            (i, other) => panic!("task {i}: {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one successor: {winners:?}");
+    let winner = format!("S{}", winners[0]);
+    assert_eq!(replayed.len(), 49);
+    let sealed = format!("sealed {winner}").into_bytes();
+    assert!(replayed.iter().all(|s| *s == sealed), "the same successor");
+    // Only the winner's successor was stored, and it works.
+    for i in 0..50 {
+        let f = ctx
+            .store
+            .family_of_refresh(&hash(&format!("S{i}")), T0 + 2, POLICY)
+            .await
+            .unwrap();
+        assert_eq!(f.is_some(), format!("S{i}") == winner, "S{i}");
+    }
+    assert!(matches!(
+        ctx.store
+            .rotate_refresh(&rotate(&winner, "next", T0 + 2))
+            .await
+            .unwrap(),
+        Rotation::Rotated { .. }
+    ));
+    stores[1].close().await;
+}
+
+async fn families_are_listed_and_revoked(ctx: &Ctx) {
+    let store = ctx.store.as_ref();
+    let ada = logged_in(store, "ada", "f1", "t1", T0).await;
+    logged_in(store, "ada", "f2", "t2", T0 + 10).await;
+    logged_in(store, "ada", "f3", "t3", T0 + 20).await;
+    let grace = logged_in(store, "grace", "g1", "u1", T0).await;
+
+    let live = store.live_families(&ada.id, T0 + 30, POLICY).await.unwrap();
+    assert_eq!(ids(&live), ["f1", "f2", "f3"], "oldest first");
+    assert_eq!(live[1], family(&ada, "f2", T0 + 10));
+    assert_eq!(
+        store
+            .family_of_refresh(&hash("t2"), T0 + 30, POLICY)
+            .await
+            .unwrap(),
+        Some(family(&ada, "f2", T0 + 10))
+    );
+    // Looking a family up does not spend its token.
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate("t2", "t2'", T0 + 31))
+            .await
+            .unwrap(),
+        Rotation::Rotated { .. }
+    ));
+    // A rotation moves last_used_at; the order stays by login.
+    let live = store.live_families(&ada.id, T0 + 31, POLICY).await.unwrap();
+    assert_eq!(ids(&live), ["f1", "f2", "f3"]);
+    assert_eq!(live[1].last_used_at, T0 + 31);
+
+    // Revoking one: only its own user's, only once.
+    assert!(
+        !store
+            .revoke_family("f1", Some(&grace.id), T0 + 40, "x")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .revoke_family("f1", Some(&ada.id), T0 + 40, "x")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_family("f1", Some(&ada.id), T0 + 40, "x")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_family("nope", None, T0 + 40, "x")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        ids(&store.live_families(&ada.id, T0 + 40, POLICY).await.unwrap()),
+        ["f2", "f3"]
+    );
+    assert_eq!(
+        store
+            .family_of_refresh(&hash("t1"), T0 + 40, POLICY)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Every family of a user: the ids of those that were live, nobody else's.
+    let mut ended = store
+        .revoke_user_families(&ada.id, T0 + 50, "logout_all")
+        .await
+        .unwrap();
+    ended.sort();
+    assert_eq!(ended, ["f2", "f3"]);
+    assert!(
+        store
+            .live_families(&ada.id, T0 + 50, POLICY)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .revoke_user_families(&ada.id, T0 + 51, "x")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        ids(&store
+            .live_families(&grace.id, T0 + 50, POLICY)
+            .await
+            .unwrap()),
+        ["g1"]
+    );
+    assert!(store.revoke_family("g1", None, T0 + 60, "x").await.unwrap());
+    assert!(
+        store
+            .live_families(&grace.id, T0 + 60, POLICY)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .live_families("id-nobody", T0, POLICY)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn denylist_keeps_the_longest_and_forgets_the_expired(ctx: &Ctx) {
+    let store = ctx.store.as_ref();
+    let entry = |kind, value: &str, cutoff, expires_at| DenyEntry {
+        kind,
+        value: value.into(),
+        cutoff,
+        expires_at,
+    };
+    store
+        .deny(&[
+            entry(DenyKind::Jti, "j1", 0, T0 + 100),
+            entry(DenyKind::Sid, "s1", 0, T0 + 200),
+            entry(DenyKind::User, "id with space", T0 - 5, T0 + 300),
+            entry(DenyKind::Jti, "short", 0, T0 + 10),
+        ])
+        .await
+        .unwrap();
+    // The same entry again: the later expiry wins, an earlier one changes nothing.
+    store
+        .deny(&[
+            entry(DenyKind::Jti, "j1", 0, T0 + 150),
+            entry(DenyKind::Sid, "s1", 0, T0 + 50),
+        ])
+        .await
+        .unwrap();
+    store.deny(&[]).await.unwrap();
+    let sorted = |mut v: Vec<DenyEntry>| {
+        v.sort_by(|a, b| a.value.cmp(&b.value));
+        v
+    };
+    assert_eq!(
+        sorted(store.denylist(T0).await.unwrap()),
+        vec![
+            entry(DenyKind::User, "id with space", T0 - 5, T0 + 300),
+            entry(DenyKind::Jti, "j1", 0, T0 + 150),
+            entry(DenyKind::Sid, "s1", 0, T0 + 200),
+            entry(DenyKind::Jti, "short", 0, T0 + 10),
+        ]
+    );
+    // An entry ends at its expiry; the same value as another kind is another entry.
+    store
+        .deny(&[entry(DenyKind::Sid, "j1", 0, T0 + 400)])
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted(store.denylist(T0 + 150).await.unwrap()),
+        vec![
+            entry(DenyKind::User, "id with space", T0 - 5, T0 + 300),
+            entry(DenyKind::Sid, "j1", 0, T0 + 400),
+            entry(DenyKind::Sid, "s1", 0, T0 + 200),
+        ]
+    );
+    // Expired entries were deleted, not only hidden.
+    assert_eq!(store.denylist(T0).await.unwrap().len(), 3);
+    // Another node sees the same list.
+    let other = ctx.another().await;
+    assert_eq!(
+        sorted(other.denylist(T0 + 300).await.unwrap()),
+        vec![entry(DenyKind::Sid, "j1", 0, T0 + 400)]
+    );
+    other.close().await;
+}
+
+async fn nodes_started_at_once_agree_on_one_set_of_keys(ctx: &Ctx) {
+    // Five nodes start at once on an empty database: each migrates it and, finding
+    // no keys, offers its own pair.
+    let db = Arc::new(ctx.fresh_db().await);
+    let tasks: Vec<_> = (0..5)
+        .map(|i| {
+            let db = Arc::clone(&db);
+            tokio::spawn(async move {
+                let store = open(&db).await;
+                let stored = store
+                    .init_keys(&[
+                        key(&format!("cur{i}"), KeyState::Current, T0),
+                        key(&format!("next{i}"), KeyState::Next, T0),
+                    ])
+                    .await
+                    .unwrap();
+                (i, stored, store)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut stores = Vec::new();
+    for t in tasks {
+        let (i, stored, store) = t.await.unwrap();
+        if stored {
+            winners.push(i);
+        }
+        stores.push(store);
+    }
+    assert_eq!(winners.len(), 1, "one set of keys: {winners:?}");
+    let w = winners[0];
+    let expected = vec![
+        ks(&format!("cur{w}"), KeyState::Current, None),
+        ks(&format!("next{w}"), KeyState::Next, None),
+    ];
+    for store in &stores {
+        assert_eq!(key_states(store.as_ref()).await, expected);
+    }
+    let k = &stores[0].signing_keys().await.unwrap()[0];
+    assert_eq!(k.alg, "ES256");
+    assert_eq!(k.public_jwk, format!("{{\"kid\":\"cur{w}\"}}"));
+    assert_eq!(k.private_sealed, format!("sealed cur{w}").into_bytes());
+    assert_eq!(k.created_at, T0);
+    // Later nodes find the keys and store nothing.
+    assert!(
+        !stores[1]
+            .init_keys(&[key("late", KeyState::Current, T0)])
+            .await
+            .unwrap()
+    );
+    for store in stores {
+        store.close().await;
+    }
+}
+
+async fn keys_rotate_and_retire(ctx: &Ctx) {
+    use KeyState::{Current, Next, Previous, Retired};
+    let store = ctx.store.as_ref();
+    assert!(store.signing_keys().await.unwrap().is_empty());
+    assert!(
+        store
+            .init_keys(&[key("k1", Current, T0), key("k2", Next, T0)])
+            .await
+            .unwrap()
+    );
+    store
+        .rotate_keys(&key("k3", Next, T0 + 10), T0 + 10, T0 + 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        key_states(store).await,
+        [
+            ks("k1", Previous, Some(T0 + 100)),
+            ks("k2", Current, None),
+            ks("k3", Next, None)
+        ]
+    );
+    // A second rotation before k1's time is up: k1 stays published until its own time.
+    store
+        .rotate_keys(&key("k4", Next, T0 + 20), T0 + 20, T0 + 110)
+        .await
+        .unwrap();
+    assert_eq!(
+        key_states(store).await,
+        [
+            ks("k1", Previous, Some(T0 + 100)),
+            ks("k2", Previous, Some(T0 + 110)),
+            ks("k3", Current, None),
+            ks("k4", Next, None)
+        ]
+    );
+    // Retiring: only previous keys whose time is up at `now`.
+    store.retire_keys(T0 + 99).await.unwrap();
+    assert_eq!(
+        key_states(store).await[0],
+        ks("k1", Previous, Some(T0 + 100))
+    );
+    store.retire_keys(T0 + 100).await.unwrap();
+    assert_eq!(
+        key_states(store).await,
+        [
+            ks("k1", Retired, Some(T0 + 100)),
+            ks("k2", Previous, Some(T0 + 110)),
+            ks("k3", Current, None),
+            ks("k4", Next, None)
+        ]
+    );
+    // A rotation retires the previous keys whose time is up at its `now`.
+    store
+        .rotate_keys(&key("k5", Next, T0 + 200), T0 + 200, T0 + 300)
+        .await
+        .unwrap();
+    assert_eq!(
+        key_states(store).await,
+        [
+            ks("k1", Retired, Some(T0 + 100)),
+            ks("k2", Retired, Some(T0 + 110)),
+            ks("k3", Previous, Some(T0 + 300)),
+            ks("k4", Current, None),
+            ks("k5", Next, None)
+        ]
+    );
+    // Keys exist: init stores nothing.
+    assert!(!store.init_keys(&[key("k9", Current, T0)]).await.unwrap());
+    assert_eq!(store.signing_keys().await.unwrap().len(), 5);
+}
+
+async fn concurrent_key_rotations_keep_one_current_and_one_next(ctx: &Ctx) {
+    ctx.store
+        .init_keys(&[
+            key("k1", KeyState::Current, T0),
+            key("k2", KeyState::Next, T0),
+        ])
+        .await
+        .unwrap();
+    // `tessera key rotate` run on four machines at once: four whole rotations, one
+    // after the other, never a half-done one.
+    let mut stores = vec![Arc::clone(&ctx.store)];
+    for _ in 0..3 {
+        stores.push(ctx.another().await);
+    }
+    let tasks: Vec<_> = stores
+        .iter()
+        .enumerate()
+        .map(|(i, store)| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                store
+                    .rotate_keys(
+                        &key(&format!("r{i}"), KeyState::Next, T0 + 1),
+                        T0 + 1,
+                        T0 + 500,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let keys = key_states(ctx.store.as_ref()).await;
+    let count = |s| keys.iter().filter(|k| k.1 == s).count();
+    assert_eq!(count(KeyState::Current), 1, "{keys:?}");
+    assert_eq!(count(KeyState::Next), 1, "{keys:?}");
+    assert_eq!(count(KeyState::Previous), 4, "{keys:?}");
+    let kids: BTreeSet<_> = keys.iter().map(|k| k.0.as_str()).collect();
+    assert_eq!(kids.len(), 6);
+    for store in &stores[1..] {
+        store.close().await;
+    }
+}
+
+async fn server_sessions_live_extend_and_end(ctx: &Ctx) {
+    let store = ctx.store.as_ref();
+    let ada = user("ada");
+    store.create_user(&ada).await.unwrap();
+    let ttl = 3_600;
+    let s = ServerSession {
+        id_hash: hash("sid"),
+        user_id: ada.id.clone(),
+        csrf_hash: hash("csrf"),
+        created_at: T0,
+        last_used_at: T0,
+        expires_at: T0 + ttl,
+    };
+    store.create_server_session(&s).await.unwrap();
+    let (got, u) = store
+        .touch_server_session(&hash("sid"), T0 + 30, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u, ada);
+    assert_eq!(
+        (got.id_hash, got.user_id, got.csrf_hash, got.created_at),
+        (hash("sid"), ada.id.clone(), hash("csrf"), T0)
+    );
+    assert_eq!((got.last_used_at, got.expires_at), (T0, T0 + ttl));
+    // Used within a minute: not extended.
+    let (got, _) = store
+        .touch_server_session(&hash("sid"), T0 + 59, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.expires_at, T0 + ttl);
+    // Used a minute or more later: extended by the ttl from then.
+    let at = T0 + 60;
+    store
+        .touch_server_session(&hash("sid"), at, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    let (got, _) = store
+        .touch_server_session(&hash("sid"), at + 1, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((got.last_used_at, got.expires_at), (at, at + ttl));
+    // Live until its end, then gone.
+    assert!(
+        store
+            .touch_server_session(&hash("sid"), T0 + ttl + 1, ttl)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .touch_server_session(&hash("sid"), at + 2 * ttl, ttl)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .touch_server_session(&hash("other"), T0, ttl)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Ended: once.
+    let s2 = ServerSession {
+        id_hash: hash("sid2"),
+        ..s
+    };
+    store.create_server_session(&s2).await.unwrap();
+    assert!(store.delete_server_session(&hash("sid2")).await.unwrap());
+    assert!(!store.delete_server_session(&hash("sid2")).await.unwrap());
+    assert!(
+        store
+            .touch_server_session(&hash("sid2"), T0 + 1, ttl)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// No server on the port: opening answers Unavailable (worth retrying; no panic,
+/// no hang); a URL that cannot be parsed is a Backend error.
+#[tokio::test]
+async fn an_unreachable_or_garbled_postgres_url_is_an_error() {
+    for (url, unavailable) in [
+        ("postgres://tessera@127.0.0.1:1/tessera", true),
+        ("postgres://tessera@127.0.0.1:notaport/tessera", false),
+    ] {
+        let database: Database = url.parse().unwrap();
+        match store::open(&database).await {
+            Err(StoreError::Unavailable(_)) if unavailable => {}
+            Err(StoreError::Backend(_)) if !unavailable => {}
+            Err(e) => panic!("{url}: {e}"),
+            Ok(_) => panic!("{url}: opened"),
+        }
+    }
+}
