@@ -2128,5 +2128,5 @@ fn an_unreachable_postgres_is_an_error_not_a_hang_or_a_panic() {
             ("TESSERA_KEY_ENCRYPTION_KEY", KEK),
         ],
     );
-    out.fails(1, "database error");
+    out.fails(1, "database unavailable");
 }
