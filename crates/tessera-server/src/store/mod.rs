@@ -431,3 +431,18 @@ pub struct Pruned {
     /// Whether some part filled its batch (more may be left).
     pub full: bool,
 }
+
+impl Pruned {
+    /// What one prune deleted of each part, each part at most `batch` rows: families
+    /// revoked, idle and past their absolute lifetime, denylist entries, sessions.
+    pub fn of_parts(batch: u32, families: [u64; 3], denylist: u64, sessions: u64) -> Self {
+        let batch = u64::from(batch);
+        let mut parts = families.into_iter().chain([denylist, sessions]);
+        Self {
+            families: families.iter().sum(),
+            denylist,
+            sessions,
+            full: parts.any(|n| n >= batch),
+        }
+    }
+}

@@ -766,14 +766,11 @@ impl Store for PostgresStore {
         let absolute = run(Q_PRUNE_ABSOLUTE, now - policy.absolute).await?;
         let denylist = run(Q_PRUNE_DENYLIST, now).await?;
         let sessions = run(Q_PRUNE_SESSIONS, now).await?;
-        let batch = u64::from(batch);
-        Ok(Pruned {
-            families: revoked + idle + absolute,
+        Ok(Pruned::of_parts(
+            batch,
+            [revoked, idle, absolute],
             denylist,
             sessions,
-            full: [revoked, idle, absolute, denylist, sessions]
-                .iter()
-                .any(|n| *n >= batch),
-        })
+        ))
     }
 }
