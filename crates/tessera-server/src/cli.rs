@@ -35,8 +35,8 @@ pub fn serve(
     if log_json {
         config.log_format = crate::config::LogFormat::Json;
     }
-    if redis.is_some() {
-        return usage("--redis (scale-out mode) is not available in this build yet");
+    if let Some(r) = redis {
+        config.redis = Some(r.into());
     }
     if let Err(e) = config.validate() {
         return usage(&e.to_string());

@@ -97,6 +97,16 @@ pub struct Config {
     /// long an idle keep-alive connection is kept. A slow or silent client is cut off.
     #[serde(deserialize_with = "duration")]
     pub http_read_timeout: i64,
+    /// The Redis URL (`redis://[USER:PASSWORD@]HOST:PORT[/DB]`) of the hot state that
+    /// nodes share: failure counters, the revocation broadcast, stateful sessions.
+    /// None: this node keeps them itself (counters in memory, sessions in the database).
+    pub redis: Option<SecretString>,
+    /// The prefix of every Redis key and channel of this deployment.
+    pub redis_key_prefix: String,
+    /// The bearer tokens that may read `GET /auth/revocations` (comma-separated in
+    /// the environment); none: the route is 404.
+    #[serde(deserialize_with = "secret_list")]
+    pub revocation_feed_tokens: Vec<SecretString>,
 }
 
 impl Default for Config {
@@ -132,6 +142,9 @@ impl Default for Config {
             scope: "api".into(),
             key_reload_interval: 5,
             http_read_timeout: 30,
+            redis: None,
+            redis_key_prefix: "tessera:".into(),
+            revocation_feed_tokens: Vec::new(),
         }
     }
 }
@@ -212,6 +225,36 @@ impl Config {
         ] {
             if v <= 0 {
                 return Err(ConfigError(format!("{name} must be positive")));
+            }
+        }
+        if let Some(url) = &self.redis {
+            use secrecy::ExposeSecret as _;
+            let url = url.expose_secret();
+            if !["redis://", "redis+unix://", "unix://"]
+                .iter()
+                .any(|p| url.starts_with(p))
+            {
+                return Err(ConfigError(
+                    "redis must be a redis://HOST:PORT[/DB] or redis+unix:///PATH URL (TLS: a local stunnel or a sidecar)".into(),
+                ));
+            }
+        }
+        if self.redis_key_prefix.is_empty() || self.redis_key_prefix.len() > 64 {
+            return Err(ConfigError(
+                "redis_key_prefix must be 1 to 64 characters".into(),
+            ));
+        }
+        {
+            use secrecy::ExposeSecret as _;
+            if self
+                .revocation_feed_tokens
+                .iter()
+                .any(|t| t.expose_secret().len() < 16)
+            {
+                return Err(ConfigError(
+                    "each of revocation_feed_tokens must be at least 16 characters (a random secret)"
+                        .into(),
+                ));
             }
         }
         if self.refresh_reuse_interval < 0 {
@@ -435,6 +478,9 @@ const KEYS: &[&str] = &[
     "scope",
     "key_reload_interval",
     "http_read_timeout",
+    "redis",
+    "redis_key_prefix",
+    "revocation_feed_tokens",
 ];
 
 fn env_value(key: &str, value: &str) -> toml::Value {
@@ -447,7 +493,13 @@ fn env_value(key: &str, value: &str) -> toml::Value {
         "session_limit",
         "max_body_bytes",
     ];
-    if key == "cors_allow_origins" || key == "trusted_proxies" {
+    if [
+        "cors_allow_origins",
+        "trusted_proxies",
+        "revocation_feed_tokens",
+    ]
+    .contains(&key)
+    {
         return toml::Value::Array(
             value
                 .split(',')
@@ -509,6 +561,13 @@ fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
             .map(String::from)
             .collect(),
     })
+}
+
+fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    Ok(string_list(d)?
+        .into_iter()
+        .map(SecretString::from)
+        .collect())
 }
 
 #[cfg(test)]

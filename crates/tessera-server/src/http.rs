@@ -45,6 +45,10 @@ pub struct App {
     pub cookies: CookiePolicy,
     /// The OpenAPI document, JSON.
     pub openapi: String,
+    /// SHA-256 of each token that may read the revocation feed.
+    pub feed_tokens: Vec<Vec<u8>>,
+    /// Turns true when the server stops: long-lived answers end.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// How cookies are written.

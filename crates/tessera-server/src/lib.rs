@@ -8,6 +8,7 @@
 //! - [`keys`], [`tokens`], [`denylist`]: signing keys, access tokens, revocation.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod redact;
 pub mod routes;
 pub mod startup;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod tokens;
 

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::cache::{Health, RedisHot};
 use crate::clock::Clock;
 use crate::config::{Config, CookieSecure, SessionLimitPolicy, Switch};
 use crate::denylist::Denylist;
@@ -75,7 +76,8 @@ impl Prepared {
         let state = self.state.clone();
         let store = Arc::clone(&self.state.core.store);
         let every = self.reload_every;
-        let maintenance = tokio::spawn(async move {
+        let mut tasks = crate::sync::spawn(&self.state);
+        tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.tick().await;
             loop {
@@ -97,9 +99,18 @@ impl Prepared {
                     Err(e) => tracing::warn!(error = %e, "pruning dead data failed"),
                 }
             }
-        });
+        }));
+        let stopping = self.state.stopping.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Long-lived answers (the revocation feed) end now, so that graceful
+            // shutdown waits only for ordinary requests.
+            let _ = stopping.send(true);
+        };
         let r = serve(self.listener, self.router, self.read_timeout, shutdown).await;
-        maintenance.abort();
+        for t in tasks {
+            t.abort();
+        }
         store.close().await;
         r.map_err(err)
     }
@@ -155,11 +166,27 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         account_failures: config.rate_limit_account_failures,
         address_failures: config.rate_limit_address_failures,
     };
-    let limiter = Limiter::new(config.rate_limits == Switch::On, config.rate_limit_window);
+    let mut limiter = Limiter::new(config.rate_limits == Switch::On, config.rate_limit_window);
     if config.rate_limits == Switch::Off {
         tracing::warn!("rate limits are OFF (TESSERA_RATE_LIMITS=off): for benchmarks only");
     }
-    let core = Core::new(
+    let redis = match &config.redis {
+        Some(url) => {
+            use secrecy::ExposeSecret as _;
+            let redis = Arc::new(
+                RedisHot::new(url.expose_secret(), &config.redis_key_prefix).map_err(err)?,
+            );
+            let health = Arc::new(Health::new("redis"));
+            // A node starts while Redis is down: degraded, not dead (see /readyz).
+            if let Err(e) = crate::cache::HotState::ping(redis.as_ref()).await {
+                health.down(&e);
+            }
+            limiter = limiter.shared(redis.clone(), Arc::clone(&health));
+            Some((redis, health))
+        }
+        None => None,
+    };
+    let mut core = Core::new(
         store,
         clock,
         ring,
@@ -168,14 +195,27 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         limiter,
         settings,
     );
-    core.load_denylist().await.map_err(err)?;
+    if let Some((redis, health)) = redis {
+        core = core.with_redis(redis, health);
+    }
+    core.catch_up().await.map_err(err)?;
     let cookies = CookiePolicy {
         secure: cookie_secure(config.cookie_secure, &issuer),
     };
+    let feed_tokens = config
+        .revocation_feed_tokens
+        .iter()
+        .map(|t| {
+            use secrecy::ExposeSecret as _;
+            crate::crypto::hash_secret(t.expose_secret())
+        })
+        .collect();
     let state = AppState(Arc::new(App {
         core,
         cookies,
         openapi: routes::openapi_json(),
+        feed_tokens,
+        stopping: tokio::sync::watch::channel(false).0,
     }));
     let read_timeout =
         Duration::from_secs(u64::try_from(config.http_read_timeout).unwrap_or(30).max(1));

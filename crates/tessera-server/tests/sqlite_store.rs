@@ -4,7 +4,7 @@
 
 use tessera_server::store::{
     DenyEntry, DenyKind, Family, FamilyPolicy, NewRefresh, REVOKED_RETENTION, RotateRequest,
-    Rotation, ServerSession, SqliteStore, Store, User,
+    Rotation, ServerSession, SessionStore, SqliteStore, Store, User,
 };
 
 const POLICY: FamilyPolicy = FamilyPolicy {
@@ -221,11 +221,11 @@ async fn pruning_deletes_only_dead_data_in_bounded_batches() {
         );
     }
     let deny: Vec<String> = store
-        .denylist(now)
+        .revocations_since(0, 0, 100)
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.value)
+        .map(|r| r.entry.value)
         .collect();
     assert_eq!(deny, ["kept"]);
     assert!(

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use common::{Backend, TestDb};
 use tessera_server::config::Database;
 use tessera_server::store::{
-    self, DenyEntry, DenyKind, Family, FamilyPolicy, KeyState, NewRefresh, RotateRequest, Rotation,
-    ServerSession, SessionLimit, Store, StoreError, StoredKey, User,
+    self, DenyEntry, DenyKind, Family, FamilyPolicy, KeyState, NewRefresh, Revoked, RotateRequest,
+    Rotation, SessionLimit, Store, StoreError, StoredKey, User,
 };
 
 /// One case's database and a store open on it.
@@ -94,7 +94,7 @@ contract! {
     nodes_started_at_once_agree_on_one_set_of_keys,
     keys_rotate_and_retire,
     concurrent_key_rotations_keep_one_current_and_one_next,
-    server_sessions_live_extend_and_end,
+    a_reader_following_the_cursor_misses_no_concurrent_revocation,
 }
 
 const T0: i64 = 1_700_000_000;
@@ -798,7 +798,8 @@ async fn denylist_keeps_the_longest_and_forgets_the_expired(ctx: &Ctx) {
         cutoff,
         expires_at,
     };
-    store
+    let entries = |v: Vec<Revoked>| v.into_iter().map(|r| r.entry).collect::<Vec<_>>();
+    let first = store
         .deny(&[
             entry(DenyKind::Jti, "j1", 0, T0 + 100),
             entry(DenyKind::Sid, "s1", 0, T0 + 200),
@@ -807,26 +808,49 @@ async fn denylist_keeps_the_longest_and_forgets_the_expired(ctx: &Ctx) {
         ])
         .await
         .unwrap();
-    // The same entry again: the later expiry wins, an earlier one changes nothing.
-    store
+    // Every entry written, each under its own, growing cursor.
+    assert_eq!(first.len(), 4);
+    assert!(first.windows(2).all(|w| w[0].seq < w[1].seq), "{first:?}");
+    // The same entry again: the later expiry wins (written again, under a later
+    // cursor); an earlier one changes nothing (and is not returned).
+    let again = store
         .deny(&[
             entry(DenyKind::Jti, "j1", 0, T0 + 150),
             entry(DenyKind::Sid, "s1", 0, T0 + 50),
         ])
         .await
         .unwrap();
-    store.deny(&[]).await.unwrap();
-    let sorted = |mut v: Vec<DenyEntry>| {
-        v.sort_by(|a, b| a.value.cmp(&b.value));
-        v
-    };
     assert_eq!(
-        sorted(store.denylist(T0).await.unwrap()),
+        entries(again.clone()),
+        vec![entry(DenyKind::Jti, "j1", 0, T0 + 150)]
+    );
+    assert!(again[0].seq > first[3].seq);
+    assert!(store.deny(&[]).await.unwrap().is_empty());
+    // In force at T0, in cursor order.
+    assert_eq!(
+        entries(store.revocations_since(0, T0, 100).await.unwrap()),
         vec![
-            entry(DenyKind::User, "id with space", T0 - 5, T0 + 300),
-            entry(DenyKind::Jti, "j1", 0, T0 + 150),
             entry(DenyKind::Sid, "s1", 0, T0 + 200),
+            entry(DenyKind::User, "id with space", T0 - 5, T0 + 300),
             entry(DenyKind::Jti, "short", 0, T0 + 10),
+            entry(DenyKind::Jti, "j1", 0, T0 + 150),
+        ]
+    );
+    // Past a cursor, and a page at a time.
+    assert_eq!(
+        store
+            .revocations_since(first[2].seq, T0, 100)
+            .await
+            .unwrap(),
+        vec![first[3].clone(), again[0].clone()]
+    );
+    let page = store.revocations_since(0, T0, 2).await.unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(
+        entries(store.revocations_since(page[1].seq, T0, 2).await.unwrap()),
+        vec![
+            entry(DenyKind::Jti, "short", 0, T0 + 10),
+            entry(DenyKind::Jti, "j1", 0, T0 + 150),
         ]
     );
     // An entry ends at its expiry; the same value as another kind is another entry.
@@ -834,23 +858,81 @@ async fn denylist_keeps_the_longest_and_forgets_the_expired(ctx: &Ctx) {
         .deny(&[entry(DenyKind::Sid, "j1", 0, T0 + 400)])
         .await
         .unwrap();
+    let mut live = entries(store.revocations_since(0, T0 + 150, 100).await.unwrap());
+    live.sort_by(|a, b| a.value.cmp(&b.value));
     assert_eq!(
-        sorted(store.denylist(T0 + 150).await.unwrap()),
+        live,
         vec![
             entry(DenyKind::User, "id with space", T0 - 5, T0 + 300),
             entry(DenyKind::Sid, "j1", 0, T0 + 400),
             entry(DenyKind::Sid, "s1", 0, T0 + 200),
         ]
     );
-    // Expired entries were deleted, not only hidden.
-    assert_eq!(store.denylist(T0).await.unwrap().len(), 3);
-    // Another node sees the same list.
+    // Another node sees the same list, and its cursor continues the same order.
     let other = ctx.another().await;
     assert_eq!(
-        sorted(other.denylist(T0 + 300).await.unwrap()),
+        entries(other.revocations_since(0, T0 + 300, 100).await.unwrap()),
         vec![entry(DenyKind::Sid, "j1", 0, T0 + 400)]
     );
+    let later = other
+        .deny(&[entry(DenyKind::Jti, "j9", 0, T0 + 500)])
+        .await
+        .unwrap();
+    assert!(later[0].seq > again[0].seq);
     other.close().await;
+}
+
+/// Entries written by many nodes at once: every one is read back exactly once by a
+/// reader that follows the cursor while they are written, so a node that catches
+/// up from its cursor can never skip one.
+async fn a_reader_following_the_cursor_misses_no_concurrent_revocation(ctx: &Ctx) {
+    let writers: Vec<Arc<dyn Store>> = vec![ctx.another().await, ctx.another().await];
+    let mut tasks = Vec::new();
+    for (w, store) in writers.iter().enumerate() {
+        for t in 0..4 {
+            let store = Arc::clone(store);
+            tasks.push(tokio::spawn(async move {
+                for i in 0..25 {
+                    store
+                        .deny(&[DenyEntry {
+                            kind: DenyKind::Jti,
+                            value: format!("w{w}-t{t}-{i}"),
+                            cutoff: 0,
+                            expires_at: T0 + 1000,
+                        }])
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+    }
+    let reader = ctx.store.clone();
+    let follow = tokio::spawn(async move {
+        let mut cursor = 0;
+        let mut seen = Vec::new();
+        while seen.len() < 200 {
+            let page = reader.revocations_since(cursor, T0, 7).await.unwrap();
+            if let Some(last) = page.last() {
+                cursor = last.seq;
+            } else {
+                tokio::task::yield_now().await;
+            }
+            seen.extend(page.into_iter().map(|r| r.entry.value));
+        }
+        seen
+    });
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(60), follow)
+        .await
+        .expect("the reader saw fewer than 200 entries: one was skipped")
+        .unwrap();
+    let distinct: BTreeSet<&String> = seen.iter().collect();
+    assert_eq!((seen.len(), distinct.len()), (200, 200));
+    for w in writers {
+        w.close().await;
+    }
 }
 
 async fn nodes_started_at_once_agree_on_one_set_of_keys(ctx: &Ctx) {
@@ -1023,90 +1105,6 @@ async fn concurrent_key_rotations_keep_one_current_and_one_next(ctx: &Ctx) {
     for store in &stores[1..] {
         store.close().await;
     }
-}
-
-async fn server_sessions_live_extend_and_end(ctx: &Ctx) {
-    let store = ctx.store.as_ref();
-    let ada = user("ada");
-    store.create_user(&ada).await.unwrap();
-    let ttl = 3_600;
-    let s = ServerSession {
-        id_hash: hash("sid"),
-        user_id: ada.id.clone(),
-        csrf_hash: hash("csrf"),
-        created_at: T0,
-        last_used_at: T0,
-        expires_at: T0 + ttl,
-    };
-    store.create_server_session(&s).await.unwrap();
-    let (got, u) = store
-        .touch_server_session(&hash("sid"), T0 + 30, ttl)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(u, ada);
-    assert_eq!(
-        (got.id_hash, got.user_id, got.csrf_hash, got.created_at),
-        (hash("sid"), ada.id.clone(), hash("csrf"), T0)
-    );
-    assert_eq!((got.last_used_at, got.expires_at), (T0, T0 + ttl));
-    // Used within a minute: not extended.
-    let (got, _) = store
-        .touch_server_session(&hash("sid"), T0 + 59, ttl)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(got.expires_at, T0 + ttl);
-    // Used a minute or more later: extended by the ttl from then.
-    let at = T0 + 60;
-    store
-        .touch_server_session(&hash("sid"), at, ttl)
-        .await
-        .unwrap()
-        .unwrap();
-    let (got, _) = store
-        .touch_server_session(&hash("sid"), at + 1, ttl)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((got.last_used_at, got.expires_at), (at, at + ttl));
-    // Live until its end, then gone.
-    assert!(
-        store
-            .touch_server_session(&hash("sid"), T0 + ttl + 1, ttl)
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        store
-            .touch_server_session(&hash("sid"), at + 2 * ttl, ttl)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .touch_server_session(&hash("other"), T0, ttl)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    // Ended: once.
-    let s2 = ServerSession {
-        id_hash: hash("sid2"),
-        ..s
-    };
-    store.create_server_session(&s2).await.unwrap();
-    assert!(store.delete_server_session(&hash("sid2")).await.unwrap());
-    assert!(!store.delete_server_session(&hash("sid2")).await.unwrap());
-    assert!(
-        store
-            .touch_server_session(&hash("sid2"), T0 + 1, ttl)
-            .await
-            .unwrap()
-            .is_none()
-    );
 }
 
 /// No server on the port: opening answers Unavailable (worth retrying; no panic,

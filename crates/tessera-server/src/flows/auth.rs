@@ -89,7 +89,7 @@ impl Core {
         let address = LimitKey::address(ip, s.address_failures);
         // The failure is reserved before the hash, so no more guesses than the
         // limit are ever in flight or done for this account or address.
-        let reservation = match self.limiter.reserve(&[address, account.clone()], now) {
+        let reservation = match self.limiter.reserve(&[address, account.clone()], now).await {
             Ok(r) => r,
             Err(wait) => {
                 self.metrics.rate_limited();
@@ -110,7 +110,7 @@ impl Core {
             .map_err(|e| AuthError::Internal(e.to_string()))?;
         match user {
             Some(user) if ok => {
-                self.limiter.refund_and_clear(reservation, &account);
+                self.limiter.refund_and_clear(reservation, &account).await;
                 Ok(user)
             }
             _ => {
@@ -174,7 +174,7 @@ impl Core {
     pub async fn refresh(&self, refresh_token: &str, ip: &str) -> Result<Issued, AuthError> {
         let now = self.now();
         let address = LimitKey::address(ip, self.settings.address_failures);
-        let reservation = match self.limiter.reserve(&[address], now) {
+        let reservation = match self.limiter.reserve(&[address], now).await {
             Ok(r) => r,
             Err(wait) => {
                 self.metrics.rate_limited();
@@ -190,7 +190,7 @@ impl Core {
                 self.metrics.op(TokenOp::RefreshRefused);
             }
             // Success, or a failure of ours (the database), is no guess.
-            _ => self.limiter.refund(reservation),
+            _ => self.limiter.refund(reservation).await,
         }
         outcome
     }

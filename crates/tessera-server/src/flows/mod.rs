@@ -13,13 +13,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub use auth::{Issued, SessionInfo, add_user};
 pub use stateful::StatefulLogin;
 
+use crate::cache::{Health, HotState, MemoryHot, RedisHot};
 use crate::clock::Clock;
 use crate::denylist::Denylist;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::password::Hasher;
 use crate::ratelimit::Limiter;
-use crate::store::{DenyEntry, DenyKind, FamilyPolicy, Pruned, SessionLimit, Store, StoreError};
+use crate::store::{
+    DenyEntry, DenyKind, FamilyPolicy, Pruned, SessionLimit, SessionStore, Store, StoreError,
+};
 use crate::tokens::Verifier;
 
 /// Why a flow refused, in terms the HTTP layer maps to a status.
@@ -90,6 +93,12 @@ pub struct Settings {
 pub struct Core {
     /// The store.
     pub store: Arc<dyn Store>,
+    /// The hot state: this node's memory, or Redis shared by the nodes.
+    pub hot: Arc<dyn HotState>,
+    /// Where stateful sessions live: the store, or Redis.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Redis' health as this node sees it; `None` without Redis.
+    pub redis: Option<Arc<Health>>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// Signing keys.
@@ -141,8 +150,12 @@ impl Core {
             Arc::clone(&denylist),
             Arc::clone(&clock),
         );
+        let sessions: Arc<dyn SessionStore> = store.clone();
         Self {
             store,
+            hot: Arc::new(MemoryHot::new()),
+            sessions,
+            redis: None,
             clock,
             keys,
             denylist,
@@ -153,6 +166,15 @@ impl Core {
             settings,
             csrf_key,
         }
+    }
+
+    /// Keeps the hot state and the stateful sessions in `redis`, shared by the
+    /// nodes (the limiter is given it by the caller: [`Limiter::shared`]).
+    pub fn with_redis(mut self, redis: Arc<RedisHot>, health: Arc<Health>) -> Self {
+        self.hot = redis.clone();
+        self.sessions = redis;
+        self.redis = Some(health);
+        self
     }
 
     /// Now, by the clock.
@@ -175,11 +197,26 @@ impl Core {
         Ok(())
     }
 
-    /// Loads the persisted denylist into memory.
-    pub async fn load_denylist(&self) -> Result<(), StoreError> {
-        let entries = self.store.denylist(self.now()).await?;
-        self.denylist.insert(&entries);
-        Ok(())
+    /// Reads what the store's denylist holds past the node's cursor into memory (at
+    /// start, everything in force; then what other nodes revoked): an index range
+    /// from the cursor, in pages. Returns how many entries were read.
+    pub async fn catch_up(&self) -> Result<usize, StoreError> {
+        const PAGE: u32 = 1000;
+        let mut read = 0;
+        loop {
+            let page = self
+                .store
+                .revocations_since(self.denylist.cursor(), self.now(), PAGE)
+                .await?;
+            let Some(last) = page.last().map(|r| r.seq) else {
+                return Ok(read);
+            };
+            read += page.len();
+            self.denylist.caught_up(&page, last);
+            if page.len() < PAGE as usize {
+                return Ok(read);
+            }
+        }
     }
 
     /// Prunes dead data from the store: batches of `batch` rows, at most
@@ -225,7 +262,16 @@ impl Core {
         // Memory first: the revocation takes effect here at once even if the write
         // fails (the error is still reported).
         self.denylist.insert(entries);
-        self.store.deny(entries).await?;
+        let written = self.store.deny(entries).await?;
+        self.denylist.apply(&written);
+        // Then the other nodes, at once through the broadcast. Should it fail, they
+        // read it from the store within their catch-up interval all the same.
+        if self.redis.as_ref().is_none_or(|h| h.is_up())
+            && let Err(e) = self.hot.publish(&written).await
+            && let Some(h) = &self.redis
+        {
+            h.down(&e);
+        }
         Ok(())
     }
 }

@@ -31,7 +31,7 @@ impl Core {
         let now = self.now();
         let session_id = crypto::random_token()?;
         let csrf_token = crypto::random_token()?;
-        self.store
+        self.sessions
             .create_server_session(&ServerSession {
                 id_hash: crypto::hash_secret(&session_id),
                 user_id: user.id.clone(),
@@ -57,14 +57,23 @@ impl Core {
         if session_id.is_empty() || session_id.len() > 128 {
             return Ok(None);
         }
-        Ok(self
-            .store
+        let Some(session) = self
+            .sessions
             .touch_server_session(
                 &crypto::hash_secret(session_id),
                 self.now(),
                 self.settings.session_ttl,
             )
-            .await?)
+            .await?
+        else {
+            return Ok(None);
+        };
+        // A session outlives nothing: the user's deletion ends it.
+        Ok(self
+            .store
+            .user_by_id(&session.user_id)
+            .await?
+            .map(|user| (session, user)))
     }
 
     /// Ends a stateful session when `csrf_token` is its CSRF token; `Ok(false)` when
@@ -80,7 +89,9 @@ impl Core {
         if !crypto::ct_eq(&crypto::hash_secret(csrf_token), &session.csrf_hash) {
             return Ok(false);
         }
-        self.store.delete_server_session(&session.id_hash).await?;
+        self.sessions
+            .delete_server_session(&session.id_hash)
+            .await?;
         tracing::info!(target: "audit", event = "session_logout", user_id = %user.id, "stateful logout");
         Ok(true)
     }

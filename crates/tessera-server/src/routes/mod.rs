@@ -1,6 +1,7 @@
 //! The HTTP surface: `router(state)` builds the whole application.
 
 pub mod auth;
+pub mod feed;
 pub mod session;
 
 use std::sync::Arc;
@@ -62,7 +63,7 @@ pub struct Checks {
     info(title = "Tessera", description = "The Tessera authentication server."),
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, auth::logout_all, auth::me,
-        auth::sessions, auth::delete_session,
+        auth::sessions, auth::delete_session, feed::revocations,
         session::login, session::me, session::logout,
         jwks, healthz, readyz, metrics,
     ),
@@ -109,6 +110,7 @@ pub fn router(
         .route("/auth/me", get(auth::me))
         .route("/auth/sessions", get(auth::sessions))
         .route("/auth/sessions/{id}", delete(auth::delete_session))
+        .route("/auth/revocations", get(feed::revocations))
         .route("/session/login", post(session::login))
         .route("/session/me", get(session::me))
         .route("/session/logout", post(session::logout))
@@ -182,10 +184,20 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
             "unavailable"
         }
     };
-    let checks = Checks {
-        database,
-        redis: "off",
+    let redis = match &s.core.redis {
+        None => "off",
+        Some(health) => match s.core.hot.ping().await {
+            Ok(()) => {
+                health.up();
+                "ok"
+            }
+            Err(e) => {
+                health.down(&e);
+                "unavailable"
+            }
+        },
     };
+    let checks = Checks { database, redis };
     // A started node holds its signing and verification keys in memory, so it can
     // always verify: down dependencies make it degraded, never unready.
     let status = if checks.database == "ok" && checks.redis != "unavailable" {

@@ -211,6 +211,19 @@ pub struct DenyEntry {
     pub expires_at: i64,
 }
 
+/// A denylist entry as stored, with its place in the order of revocations: `seq`
+/// grows with every entry written (a new one, or a longer expiry of one already
+/// there), and entries become visible to readers in `seq` order, so a reader that
+/// has seen everything up to `seq` = N asks for what came after N and misses
+/// nothing. It is the cursor of the revocation feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    /// The cursor.
+    pub seq: i64,
+    /// The entry.
+    pub entry: DenyEntry,
+}
+
 /// Kinds of denylist entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -224,7 +237,8 @@ pub enum DenyKind {
 }
 
 impl DenyKind {
-    fn as_str(self) -> &'static str {
+    /// The kind's name: `jti`, `sid` or `user`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Jti => "jti",
             Self::Sid => "sid",
@@ -232,7 +246,8 @@ impl DenyKind {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    /// The kind of a name.
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
             "jti" => Some(Self::Jti),
             "sid" => Some(Self::Sid),
@@ -240,6 +255,36 @@ impl DenyKind {
             _ => None,
         }
     }
+}
+
+/// How a denylist entry is stored: its kind, and its value (for `User`, the user id
+/// and the cutoff, space-separated: a later logout-all is another entry).
+fn stored_deny_value(e: &DenyEntry) -> String {
+    match e.kind {
+        DenyKind::User => format!("{} {}", e.value, e.cutoff),
+        _ => e.value.clone(),
+    }
+}
+
+/// A stored denylist row read back; `None` for a row this version cannot read.
+fn revoked_from_row(seq: i64, kind: &str, value: String, expires_at: i64) -> Option<Revoked> {
+    let kind = DenyKind::parse(kind)?;
+    let (value, cutoff) = match kind {
+        DenyKind::User => {
+            let (user, cutoff) = value.rsplit_once(' ')?;
+            (user.to_string(), cutoff.parse().ok()?)
+        }
+        _ => (value, 0),
+    };
+    Some(Revoked {
+        seq,
+        entry: DenyEntry {
+            kind,
+            value,
+            cutoff,
+            expires_at,
+        },
+    })
 }
 
 /// The state of a signing key.
@@ -313,9 +358,33 @@ pub struct ServerSession {
     pub expires_at: i64,
 }
 
+/// Where stateful-mode sessions live: the database on one node ([`Store`] is one),
+/// Redis when nodes share it ([`crate::cache::RedisHot`]). Every implementation
+/// passes the same contract suite (`tests/sessions.rs`).
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Stores a stateful-mode session.
+    async fn create_server_session(&self, s: &ServerSession) -> StoreResult<()>;
+    /// The session with this id hash, if it is live at `now`. A use a minute or more
+    /// after the last recorded one moves `last_used_at` to `now` and the end to `now
+    /// + ttl` (so that reads stay reads); the answer is the session after that.
+    async fn touch_server_session(
+        &self,
+        id_hash: &[u8],
+        now: i64,
+        ttl: i64,
+    ) -> StoreResult<Option<ServerSession>>;
+    /// Ends a stateful-mode session; false when there was none.
+    async fn delete_server_session(&self, id_hash: &[u8]) -> StoreResult<bool>;
+}
+
+/// How often, at most, a session's use is written: see
+/// [`SessionStore::touch_server_session`].
+pub const SESSION_TOUCH_EVERY: i64 = 60;
+
 /// Everything the server keeps.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: SessionStore {
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
 
@@ -371,10 +440,18 @@ pub trait Store: Send + Sync + 'static {
         policy: FamilyPolicy,
     ) -> StoreResult<Vec<Family>>;
 
-    /// Persists denylist entries.
-    async fn deny(&self, entries: &[DenyEntry]) -> StoreResult<()>;
-    /// The entries still in force at `now` (expired ones are deleted).
-    async fn denylist(&self, now: i64) -> StoreResult<Vec<DenyEntry>>;
+    /// Persists denylist entries, in one transaction: an entry already there keeps
+    /// the later expiry. Returns the entries written (new, or extended), each with
+    /// its new cursor; an entry that changed nothing is not returned.
+    async fn deny(&self, entries: &[DenyEntry]) -> StoreResult<Vec<Revoked>>;
+    /// At most `limit` entries in force at `now` whose cursor is past `after`, in
+    /// cursor order (an index range: the cost is the number of entries returned).
+    async fn revocations_since(
+        &self,
+        after: i64,
+        now: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Revoked>>;
 
     /// Every signing key.
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
@@ -393,18 +470,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Retires previous keys whose publication has ended.
     async fn retire_keys(&self, now: i64) -> StoreResult<()>;
-
-    /// Stores a stateful-mode session.
-    async fn create_server_session(&self, s: &ServerSession) -> StoreResult<()>;
-    /// The live session with this id hash and its user; extends it by `ttl` on use.
-    async fn touch_server_session(
-        &self,
-        id_hash: &[u8],
-        now: i64,
-        ttl: i64,
-    ) -> StoreResult<Option<(ServerSession, User)>>;
-    /// Ends a stateful-mode session.
-    async fn delete_server_session(&self, id_hash: &[u8]) -> StoreResult<bool>;
 
     /// Deletes one bounded batch of dead data: at most `batch` families of each way a
     /// family dies (revoked more than [`REVOKED_RETENTION`] ago, idle, past its

@@ -25,9 +25,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Row};
 
 use super::{
-    DenyEntry, DenyKind, Family, FamilyPolicy, KeyState, NewRefresh, Pruned, REVOKED_RETENTION,
-    RotateRequest, Rotation, ServerSession, SessionLimit, Store, StoreError, StoreResult,
-    StoredKey, User,
+    DenyEntry, Family, FamilyPolicy, KeyState, NewRefresh, Pruned, REVOKED_RETENTION, Revoked,
+    RotateRequest, Rotation, SESSION_TOUCH_EVERY, ServerSession, SessionLimit, SessionStore, Store,
+    StoreError, StoreResult, StoredKey, User, revoked_from_row, stored_deny_value,
 };
 
 // Pruning, one bounded batch per statement; SKIP LOCKED leaves rows a request (or
@@ -38,8 +38,8 @@ const Q_PRUNE_IDLE: &str = "DELETE FROM refresh_families WHERE id IN \
      (SELECT id FROM refresh_families WHERE last_used_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)";
 const Q_PRUNE_ABSOLUTE: &str = "DELETE FROM refresh_families WHERE id IN \
      (SELECT id FROM refresh_families WHERE created_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)";
-const Q_PRUNE_DENYLIST: &str = "DELETE FROM denylist WHERE (kind, value) IN \
-     (SELECT kind, value FROM denylist WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)";
+const Q_PRUNE_DENYLIST: &str = "DELETE FROM denylist WHERE seq IN \
+     (SELECT seq FROM denylist WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)";
 const Q_PRUNE_SESSIONS: &str = "DELETE FROM server_sessions WHERE id_hash IN \
      (SELECT id_hash FROM server_sessions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
@@ -48,6 +48,10 @@ const Q_PRUNE_SESSIONS: &str = "DELETE FROM server_sessions WHERE id_hash IN \
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../migrations/postgres/0002_prune.sql")),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_denylist_cursor.sql"),
+    ),
 ];
 
 /// How long a request waits for a connection: a database that is down answers
@@ -252,6 +256,77 @@ async fn insert_key(conn: &mut PgConnection, k: &StoredKey) -> StoreResult<()> {
     .await
     .map_err(backend)?;
     Ok(())
+}
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    async fn create_server_session(&self, s: &ServerSession) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO server_sessions (id_hash, user_id, csrf_hash, created_at, last_used_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&s.id_hash)
+        .bind(&s.user_id)
+        .bind(&s.csrf_hash)
+        .bind(s.created_at)
+        .bind(s.last_used_at)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn touch_server_session(
+        &self,
+        id_hash: &[u8],
+        now: i64,
+        ttl: i64,
+    ) -> StoreResult<Option<ServerSession>> {
+        let row = sqlx::query(
+            "SELECT id_hash, user_id, csrf_hash, created_at, last_used_at, expires_at \
+             FROM server_sessions WHERE id_hash = $1 AND expires_at > $2",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let mut session = ServerSession {
+            id_hash: row.try_get("id_hash").map_err(backend)?,
+            user_id: row.try_get("user_id").map_err(backend)?,
+            csrf_hash: row.try_get("csrf_hash").map_err(backend)?,
+            created_at: row.try_get("created_at").map_err(backend)?,
+            last_used_at: row.try_get("last_used_at").map_err(backend)?,
+            expires_at: row.try_get("expires_at").map_err(backend)?,
+        };
+        // Extending the session is a write; do it at most once a minute per session so
+        // that reads stay reads.
+        if now - session.last_used_at >= SESSION_TOUCH_EVERY {
+            sqlx::query(
+                "UPDATE server_sessions SET last_used_at = $1, expires_at = $2 WHERE id_hash = $3",
+            )
+            .bind(now)
+            .bind(now + ttl)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+            session.last_used_at = now;
+            session.expires_at = now + ttl;
+        }
+        Ok(Some(session))
+    }
+
+    async fn delete_server_session(&self, id_hash: &[u8]) -> StoreResult<bool> {
+        let r = sqlx::query("DELETE FROM server_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(r.rows_affected() == 1)
+    }
 }
 
 #[async_trait]
@@ -540,65 +615,82 @@ impl Store for PostgresStore {
         rows.iter().map(family_from).collect()
     }
 
-    async fn deny(&self, entries: &[DenyEntry]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        for e in entries {
-            let value = match e.kind {
-                DenyKind::User => format!("{} {}", e.value, e.cutoff),
-                _ => e.value.clone(),
-            };
-            sqlx::query(
-                "INSERT INTO denylist (kind, value, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (kind, value) DO UPDATE SET expires_at = GREATEST(denylist.expires_at, excluded.expires_at)",
-            )
-            .bind(e.kind.as_str())
-            .bind(value)
-            .bind(e.expires_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+    async fn deny(&self, entries: &[DenyEntry]) -> StoreResult<Vec<Revoked>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
         }
-        tx.commit().await.map_err(backend)
-    }
-
-    async fn denylist(&self, now: i64) -> StoreResult<Vec<DenyEntry>> {
-        sqlx::query("DELETE FROM denylist WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        // Another node may have added an entry that expired in between: read only
-        // what is still in force.
-        let rows =
-            sqlx::query("SELECT kind, value, expires_at FROM denylist WHERE expires_at > $1")
-                .bind(now)
-                .fetch_all(&self.pool)
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // Writers of the denylist take turns, so that entries commit in the order of
+        // their seq: a node reading "after N" can never see N+1 committed while N is
+        // still to come (and so skip N for ever). Revocations are short and rare next
+        // to verifications; the lock is held for this transaction only.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtext('tessera_denylist ' || current_schema()))",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let mut written = Vec::with_capacity(entries.len());
+        for e in entries {
+            let value = stored_deny_value(e);
+            // Only a new entry, or one that extends the one there, is written (under
+            // a new seq): the shorter one goes, and the insert does nothing if a
+            // longer one stayed.
+            sqlx::query("DELETE FROM denylist WHERE kind = $1 AND value = $2 AND expires_at < $3")
+                .bind(e.kind.as_str())
+                .bind(&value)
+                .bind(e.expires_at)
+                .execute(&mut *tx)
                 .await
                 .map_err(backend)?;
+            let seq: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO denylist (kind, value, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (kind, value) DO NOTHING RETURNING seq",
+            )
+            .bind(e.kind.as_str())
+            .bind(&value)
+            .bind(e.expires_at)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if let Some(seq) = seq {
+                written.push(Revoked {
+                    seq,
+                    entry: e.clone(),
+                });
+            }
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(written)
+    }
+
+    async fn revocations_since(
+        &self,
+        after: i64,
+        now: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Revoked>> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, value, expires_at FROM denylist \
+             WHERE seq > $1 AND expires_at > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(after)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let kind: String = row.try_get("kind").map_err(backend)?;
-            let value: String = row.try_get("value").map_err(backend)?;
-            let expires_at: i64 = row.try_get("expires_at").map_err(backend)?;
-            let Some(kind) = DenyKind::parse(&kind) else {
-                continue;
-            };
-            let (value, cutoff) = match kind {
-                DenyKind::User => match value
-                    .rsplit_once(' ')
-                    .and_then(|(u, c)| Some((u, c.parse().ok()?)))
-                {
-                    Some((u, c)) => (u.to_string(), c),
-                    None => continue,
-                },
-                _ => (value, 0),
-            };
-            out.push(DenyEntry {
-                kind,
-                value,
-                cutoff,
-                expires_at,
-            });
+            if let Some(r) = revoked_from_row(
+                row.try_get("seq").map_err(backend)?,
+                &kind,
+                row.try_get("value").map_err(backend)?,
+                row.try_get("expires_at").map_err(backend)?,
+            ) {
+                out.push(r);
+            }
         }
         Ok(out)
     }
@@ -674,81 +766,6 @@ impl Store for PostgresStore {
         .await
         .map_err(backend)?;
         Ok(())
-    }
-
-    async fn create_server_session(&self, s: &ServerSession) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO server_sessions (id_hash, user_id, csrf_hash, created_at, last_used_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&s.id_hash)
-        .bind(&s.user_id)
-        .bind(&s.csrf_hash)
-        .bind(s.created_at)
-        .bind(s.last_used_at)
-        .bind(s.expires_at)
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn touch_server_session(
-        &self,
-        id_hash: &[u8],
-        now: i64,
-        ttl: i64,
-    ) -> StoreResult<Option<(ServerSession, User)>> {
-        let row = sqlx::query(
-            "SELECT s.id_hash, s.user_id, s.csrf_hash, s.created_at, s.last_used_at, s.expires_at, \
-             u.id, u.username, u.password_hash, u.roles, u.created_at AS user_created_at \
-             FROM server_sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1 AND s.expires_at > $2",
-        )
-        .bind(id_hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?;
-        let Some(row) = row else { return Ok(None) };
-        let roles: String = row.try_get("roles").map_err(backend)?;
-        let session = ServerSession {
-            id_hash: row.try_get("id_hash").map_err(backend)?,
-            user_id: row.try_get("user_id").map_err(backend)?,
-            csrf_hash: row.try_get("csrf_hash").map_err(backend)?,
-            created_at: row.try_get("created_at").map_err(backend)?,
-            last_used_at: row.try_get("last_used_at").map_err(backend)?,
-            expires_at: row.try_get("expires_at").map_err(backend)?,
-        };
-        let user = User {
-            id: row.try_get("id").map_err(backend)?,
-            username: row.try_get("username").map_err(backend)?,
-            password_hash: row.try_get("password_hash").map_err(backend)?,
-            roles: serde_json::from_str(&roles).map_err(backend)?,
-            created_at: row.try_get("user_created_at").map_err(backend)?,
-        };
-        // Extending the session is a write; do it at most once a minute per session so
-        // that reads stay reads.
-        if now - session.last_used_at >= 60 {
-            sqlx::query(
-                "UPDATE server_sessions SET last_used_at = $1, expires_at = $2 WHERE id_hash = $3",
-            )
-            .bind(now)
-            .bind(now + ttl)
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        }
-        Ok(Some((session, user)))
-    }
-
-    async fn delete_server_session(&self, id_hash: &[u8]) -> StoreResult<bool> {
-        let r = sqlx::query("DELETE FROM server_sessions WHERE id_hash = $1")
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        Ok(r.rows_affected() == 1)
     }
 
     async fn prune(&self, now: i64, policy: FamilyPolicy, batch: u32) -> StoreResult<Pruned> {

@@ -13,9 +13,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 
 use super::{
-    DenyEntry, DenyKind, Family, FamilyPolicy, KeyState, NewRefresh, Pruned, REVOKED_RETENTION,
-    RotateRequest, Rotation, ServerSession, SessionLimit, Store, StoreError, StoreResult,
-    StoredKey, User,
+    DenyEntry, Family, FamilyPolicy, KeyState, NewRefresh, Pruned, REVOKED_RETENTION, Revoked,
+    RotateRequest, Rotation, SESSION_TOUCH_EVERY, ServerSession, SessionLimit, SessionStore, Store,
+    StoreError, StoreResult, StoredKey, User, revoked_from_row, stored_deny_value,
 };
 
 /// The migrations, in order: (version, SQL).
@@ -28,6 +28,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../migrations/sqlite/0003_index_lookups.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_denylist_cursor.sql"),
     ),
 ];
 
@@ -179,11 +183,15 @@ const Q_REVOKE_USER_FAMILIES: &str = "UPDATE refresh_families SET revoked_at = ?
      WHERE user_id = ? AND revoked_at IS NULL RETURNING id";
 const Q_REUSE_REVOKE: &str =
     "UPDATE refresh_families SET revoked_at = ?, revoke_reason = 'refresh_reuse' WHERE id = ?";
+// An entry is written under a new seq only when it is new or extends the one there:
+// the shorter one is deleted, then the insert does nothing if a longer one stayed.
+const Q_DENY_SHORTER: &str = "DELETE FROM denylist WHERE kind = ? AND value = ? AND expires_at < ?";
 const Q_DENY: &str = "INSERT INTO denylist (kind, value, expires_at) VALUES (?, ?, ?) \
-     ON CONFLICT (kind, value) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)";
-const Q_SESSION: &str = "SELECT s.id_hash, s.user_id, s.csrf_hash, s.created_at, s.last_used_at, s.expires_at, \
-     u.id, u.username, u.password_hash, u.roles, u.created_at AS user_created_at \
-     FROM server_sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ? AND s.expires_at > ?";
+     ON CONFLICT (kind, value) DO NOTHING RETURNING seq";
+const Q_REVOCATIONS_SINCE: &str = "SELECT seq, kind, value, expires_at FROM denylist \
+     WHERE seq > ? AND expires_at > ? ORDER BY seq LIMIT ?";
+const Q_SESSION: &str = "SELECT id_hash, user_id, csrf_hash, created_at, last_used_at, expires_at \
+     FROM server_sessions WHERE id_hash = ? AND expires_at > ?";
 const Q_TOUCH_SESSION: &str =
     "UPDATE server_sessions SET last_used_at = ?, expires_at = ? WHERE id_hash = ?";
 const Q_DELETE_SESSION: &str = "DELETE FROM server_sessions WHERE id_hash = ?";
@@ -213,7 +221,9 @@ const EXPLAINED: &[(&str, &str)] = &[
     ("revoke_family", Q_REVOKE_FAMILY),
     ("revoke_user_families", Q_REVOKE_USER_FAMILIES),
     ("reuse_revoke", Q_REUSE_REVOKE),
+    ("deny_shorter", Q_DENY_SHORTER),
     ("deny", Q_DENY),
+    ("revocations_since", Q_REVOCATIONS_SINCE),
     ("session", Q_SESSION),
     ("touch_session", Q_TOUCH_SESSION),
     ("delete_session", Q_DELETE_SESSION),
@@ -297,6 +307,72 @@ async fn insert_key(conn: &mut SqliteConnection, k: &StoredKey) -> StoreResult<(
     .await
     .map_err(backend)?;
     Ok(())
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn create_server_session(&self, s: &ServerSession) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO server_sessions (id_hash, user_id, csrf_hash, created_at, last_used_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.id_hash)
+        .bind(&s.user_id)
+        .bind(&s.csrf_hash)
+        .bind(s.created_at)
+        .bind(s.last_used_at)
+        .bind(s.expires_at)
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn touch_server_session(
+        &self,
+        id_hash: &[u8],
+        now: i64,
+        ttl: i64,
+    ) -> StoreResult<Option<ServerSession>> {
+        let row = sqlx::query(Q_SESSION)
+            .bind(id_hash)
+            .bind(now)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let mut session = ServerSession {
+            id_hash: row.try_get("id_hash").map_err(backend)?,
+            user_id: row.try_get("user_id").map_err(backend)?,
+            csrf_hash: row.try_get("csrf_hash").map_err(backend)?,
+            created_at: row.try_get("created_at").map_err(backend)?,
+            last_used_at: row.try_get("last_used_at").map_err(backend)?,
+            expires_at: row.try_get("expires_at").map_err(backend)?,
+        };
+        // Extending the session is a write; do it at most once a minute per session so
+        // that reads stay reads.
+        if now - session.last_used_at >= SESSION_TOUCH_EVERY {
+            sqlx::query(Q_TOUCH_SESSION)
+                .bind(now)
+                .bind(now + ttl)
+                .bind(id_hash)
+                .execute(&self.writer)
+                .await
+                .map_err(backend)?;
+            session.last_used_at = now;
+            session.expires_at = now + ttl;
+        }
+        Ok(Some(session))
+    }
+
+    async fn delete_server_session(&self, id_hash: &[u8]) -> StoreResult<bool> {
+        let r = sqlx::query(Q_DELETE_SESSION)
+            .bind(id_hash)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(r.rows_affected() == 1)
+    }
 }
 
 #[async_trait]
@@ -553,58 +629,60 @@ impl Store for SqliteStore {
         rows.iter().map(family_from).collect()
     }
 
-    async fn deny(&self, entries: &[DenyEntry]) -> StoreResult<()> {
+    async fn deny(&self, entries: &[DenyEntry]) -> StoreResult<Vec<Revoked>> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut written = Vec::with_capacity(entries.len());
         for e in entries {
-            let value = match e.kind {
-                DenyKind::User => format!("{} {}", e.value, e.cutoff),
-                _ => e.value.clone(),
-            };
-            sqlx::query(Q_DENY)
+            let value = stored_deny_value(e);
+            sqlx::query(Q_DENY_SHORTER)
                 .bind(e.kind.as_str())
-                .bind(value)
+                .bind(&value)
                 .bind(e.expires_at)
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?;
+            let seq: Option<i64> = sqlx::query_scalar(Q_DENY)
+                .bind(e.kind.as_str())
+                .bind(&value)
+                .bind(e.expires_at)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+            if let Some(seq) = seq {
+                written.push(Revoked {
+                    seq,
+                    entry: e.clone(),
+                });
+            }
         }
-        tx.commit().await.map_err(backend)
+        tx.commit().await.map_err(backend)?;
+        Ok(written)
     }
 
-    async fn denylist(&self, now: i64) -> StoreResult<Vec<DenyEntry>> {
-        sqlx::query("DELETE FROM denylist WHERE expires_at <= ?")
+    async fn revocations_since(
+        &self,
+        after: i64,
+        now: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Revoked>> {
+        let rows = sqlx::query(Q_REVOCATIONS_SINCE)
+            .bind(after)
             .bind(now)
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?;
-        let rows = sqlx::query("SELECT kind, value, expires_at FROM denylist")
+            .bind(i64::from(limit))
             .fetch_all(&self.reader)
             .await
             .map_err(backend)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let kind: String = row.try_get("kind").map_err(backend)?;
-            let value: String = row.try_get("value").map_err(backend)?;
-            let expires_at: i64 = row.try_get("expires_at").map_err(backend)?;
-            let Some(kind) = DenyKind::parse(&kind) else {
-                continue;
-            };
-            let (value, cutoff) = match kind {
-                DenyKind::User => match value
-                    .rsplit_once(' ')
-                    .and_then(|(u, c)| Some((u, c.parse().ok()?)))
-                {
-                    Some((u, c)) => (u.to_string(), c),
-                    None => continue,
-                },
-                _ => (value, 0),
-            };
-            out.push(DenyEntry {
-                kind,
-                value,
-                cutoff,
-                expires_at,
-            });
+            if let Some(r) = revoked_from_row(
+                row.try_get("seq").map_err(backend)?,
+                &kind,
+                row.try_get("value").map_err(backend)?,
+                row.try_get("expires_at").map_err(backend)?,
+            ) {
+                out.push(r);
+            }
         }
         Ok(out)
     }
@@ -679,75 +757,6 @@ impl Store for SqliteStore {
             .await
             .map_err(backend)?;
         Ok(())
-    }
-
-    async fn create_server_session(&self, s: &ServerSession) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO server_sessions (id_hash, user_id, csrf_hash, created_at, last_used_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&s.id_hash)
-        .bind(&s.user_id)
-        .bind(&s.csrf_hash)
-        .bind(s.created_at)
-        .bind(s.last_used_at)
-        .bind(s.expires_at)
-        .execute(&self.writer)
-        .await
-        .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn touch_server_session(
-        &self,
-        id_hash: &[u8],
-        now: i64,
-        ttl: i64,
-    ) -> StoreResult<Option<(ServerSession, User)>> {
-        let row = sqlx::query(Q_SESSION)
-            .bind(id_hash)
-            .bind(now)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(backend)?;
-        let Some(row) = row else { return Ok(None) };
-        let roles: String = row.try_get("roles").map_err(backend)?;
-        let session = ServerSession {
-            id_hash: row.try_get("id_hash").map_err(backend)?,
-            user_id: row.try_get("user_id").map_err(backend)?,
-            csrf_hash: row.try_get("csrf_hash").map_err(backend)?,
-            created_at: row.try_get("created_at").map_err(backend)?,
-            last_used_at: row.try_get("last_used_at").map_err(backend)?,
-            expires_at: row.try_get("expires_at").map_err(backend)?,
-        };
-        let user = User {
-            id: row.try_get("id").map_err(backend)?,
-            username: row.try_get("username").map_err(backend)?,
-            password_hash: row.try_get("password_hash").map_err(backend)?,
-            roles: serde_json::from_str(&roles).map_err(backend)?,
-            created_at: row.try_get("user_created_at").map_err(backend)?,
-        };
-        // Extending the session is a write; do it at most once a minute per session so
-        // that reads stay reads.
-        if now - session.last_used_at >= 60 {
-            sqlx::query(Q_TOUCH_SESSION)
-                .bind(now)
-                .bind(now + ttl)
-                .bind(id_hash)
-                .execute(&self.writer)
-                .await
-                .map_err(backend)?;
-        }
-        Ok(Some((session, user)))
-    }
-
-    async fn delete_server_session(&self, id_hash: &[u8]) -> StoreResult<bool> {
-        let r = sqlx::query(Q_DELETE_SESSION)
-            .bind(id_hash)
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?;
-        Ok(r.rows_affected() == 1)
     }
 
     async fn prune(&self, now: i64, policy: FamilyPolicy, batch: u32) -> StoreResult<Pruned> {

@@ -116,6 +116,29 @@ pub(crate) fn skipped(test: &str) {
     );
 }
 
+/// The variable that names the Redis of the tests.
+pub(crate) const REDIS_VAR: &str = "TESSERA_TEST_REDIS";
+
+/// The Redis of the tests, if configured; SKIPPED on stderr for `test` otherwise.
+pub(crate) fn redis_url(test: &str) -> Option<String> {
+    let url = std::env::var(REDIS_VAR).ok().filter(|u| !u.is_empty());
+    if url.is_none() {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: {test} on Redis ({REDIS_VAR} unset)"
+        );
+    }
+    url
+}
+
+/// A key prefix of one test's own, so that tests share one Redis in parallel.
+pub(crate) fn redis_prefix() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let random = RandomState::new().hash_one(N.fetch_add(1, Ordering::Relaxed));
+    format!("tessera-test:{}:{random:016x}:", std::process::id())
+}
+
 /// The PostgreSQL server of the tests, if configured.
 pub(crate) fn postgres_url() -> Option<String> {
     std::env::var(POSTGRES_VAR).ok().filter(|u| !u.is_empty())
