@@ -110,6 +110,29 @@ impl Api {
         .await
     }
 
+    /// `POST /auth/logout` with `access`, and `refresh_token` if given.
+    pub(crate) async fn logout(
+        &self,
+        node: &Node,
+        access: &str,
+        refresh_token: Option<&str>,
+    ) -> Reply {
+        let body = match refresh_token {
+            Some(rt) => json!({"refresh_token": rt}),
+            None => json!({}),
+        };
+        self.post(node, "/auth/logout", Some(access), body).await
+    }
+
+    /// `POST /auth/logout-all` with `access`.
+    pub(crate) async fn logout_all(&self, node: &Node, access: &str) -> Reply {
+        let req = self
+            .http
+            .post(format!("{}/auth/logout-all", node.url()))
+            .bearer_auth(access);
+        self.expect_answer(node, req).await
+    }
+
     /// The status of `GET /auth/me` with `access`.
     pub(crate) async fn me(&self, node: &Node, access: &str) -> u16 {
         let req = self
