@@ -177,22 +177,30 @@ pub async fn healthz() -> axum::Json<Health> {
 #[utoipa::path(get, path = "/readyz",
     responses((status = 200, body = Ready)))]
 pub async fn readyz(State(s): State<AppState>) -> Response {
-    let database = match s.core.store.ping().await {
-        Ok(()) => "ok",
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness: the database does not answer");
+    // A probe has its own deadline (Kubernetes: 1 s by default): a dependency that
+    // does not answer within half of that is reported unavailable.
+    let within = std::time::Duration::from_millis(500);
+    let database = match tokio::time::timeout(within, s.core.store.ping()).await {
+        Ok(Ok(())) => "ok",
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "readiness: the database does not answer");
             "unavailable"
         }
+        Err(_) => "unavailable",
     };
     let redis = match &s.core.redis {
         None => "off",
-        Some(health) => match s.core.hot.ping().await {
-            Ok(()) => {
+        Some(health) => match tokio::time::timeout(within, s.core.hot.ping()).await {
+            Ok(Ok(())) => {
                 health.up();
                 "ok"
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 health.down(&e);
+                "unavailable"
+            }
+            Err(_) => {
+                health.down(&"no answer within 500 ms");
                 "unavailable"
             }
         },

@@ -139,6 +139,12 @@ pub(crate) fn redis_prefix() -> String {
     format!("tessera-test:{}:{random:016x}:", std::process::id())
 }
 
+/// Says on stderr that `test` did not run, and why.
+pub(crate) fn skipped_because(test: &str, why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test} ({why})");
+}
+
 /// The PostgreSQL server of the tests, if configured.
 pub(crate) fn postgres_url() -> Option<String> {
     std::env::var(POSTGRES_VAR).ok().filter(|u| !u.is_empty())
