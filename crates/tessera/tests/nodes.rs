@@ -1,4 +1,5 @@
 //! Many nodes: several real `tessera serve` processes sharing one PostgreSQL schema
+//! (and Redis, under a key prefix of the test's own, where the test says so)
 //! (DESIGN.md, "Many nodes"), driven over HTTP. Each test makes a schema of its own
 //! in the database `TESSERA_TEST_POSTGRES` names (dropped at the end) and says
 //! SKIPPED on stderr without that variable.
@@ -35,7 +36,8 @@ const NO_RATE_LIMITS: (&str, &str) = ("TESSERA_RATE_LIMITS", "off");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_started_at_once_publish_one_jwks() {
-    let Some(cluster) = Cluster::new("three_nodes_started_at_once_publish_one_jwks").await else {
+    let Some(cluster) = Cluster::with_redis("three_nodes_started_at_once_publish_one_jwks").await
+    else {
         return;
     };
     // An empty schema and three nodes at the same instant: they race to migrate and
@@ -98,11 +100,29 @@ async fn three_nodes_started_at_once_publish_one_jwks() {
 /// Expected to fail until cross-node revocation propagation (a database catch-up
 /// every second, a Redis broadcast) is in: a node learns of a logout only from its
 /// own requests.
+/// With Redis: revocations cross at once by its broadcast.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_refresh_logout_across_nodes() {
-    let Some(cluster) = Cluster::new("login_refresh_logout_across_nodes").await else {
+async fn login_refresh_logout_across_nodes_sharing_redis() {
+    let Some(cluster) =
+        Cluster::with_redis("login_refresh_logout_across_nodes_sharing_redis").await
+    else {
         return;
     };
+    login_refresh_logout_across_nodes(cluster).await;
+}
+
+/// Without Redis: revocations cross by each node's catch-up from the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_refresh_logout_across_nodes_on_the_database_alone() {
+    let Some(cluster) =
+        Cluster::new("login_refresh_logout_across_nodes_on_the_database_alone").await
+    else {
+        return;
+    };
+    login_refresh_logout_across_nodes(cluster).await;
+}
+
+async fn login_refresh_logout_across_nodes(cluster: Cluster) {
     let nodes = start_at_once(&cluster, 3, &[]);
     let all = refs(&nodes);
     let [n1, n2, n3] = [&nodes[0], &nodes[1], &nodes[2]];
@@ -226,7 +246,8 @@ async fn login_refresh_logout_across_nodes() {
 async fn concurrent_refreshes_over_three_nodes_yield_at_most_one_successor() {
     const REQUESTS: usize = 200;
     let Some(cluster) =
-        Cluster::new("concurrent_refreshes_over_three_nodes_yield_at_most_one_successor").await
+        Cluster::with_redis("concurrent_refreshes_over_three_nodes_yield_at_most_one_successor")
+            .await
     else {
         return;
     };
@@ -306,7 +327,8 @@ async fn a_node_killed_mid_storm_leaves_no_family_with_two_live_successors() {
     const USERS: usize = 20;
     const STEPS: usize = 30;
     let Some(cluster) =
-        Cluster::new("a_node_killed_mid_storm_leaves_no_family_with_two_live_successors").await
+        Cluster::with_redis("a_node_killed_mid_storm_leaves_no_family_with_two_live_successors")
+            .await
     else {
         return;
     };

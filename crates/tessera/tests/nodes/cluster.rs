@@ -82,7 +82,6 @@ impl Cluster {
 
     /// Like [`Cluster::new`], with Redis on every node (`--redis` and a key prefix of
     /// the test's own); `None` (SKIPPED) without `TESSERA_TEST_REDIS` as well.
-    #[allow(dead_code)] // For the Redis tests (scale-out mode is being added on main).
     pub(crate) async fn with_redis(test: &str) -> Option<Self> {
         let Some(redis) = var(REDIS_VAR) else {
             skipped(test, REDIS_VAR);
