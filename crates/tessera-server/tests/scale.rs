@@ -29,6 +29,7 @@ struct Node {
 
 impl Node {
     async fn start(config: &Config, clock: Arc<ManualClock>) -> Self {
+        captured_logs();
         let running = spawn(config, clock).await.unwrap();
         Self {
             base: format!("http://{}", running.addr),
@@ -138,6 +139,43 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     None
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every test's log lines (INFO and up, JSON), captured by one global subscriber.
+fn captured_logs() -> &'static Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let sink = logs.clone();
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_writer(move || sink.clone())
+            .try_init();
+        logs
+    })
+}
+
+/// The captured lines that contain every one of `parts`.
+fn log_lines(parts: &[&str]) -> usize {
+    let logs = captured_logs().0.lock().unwrap();
+    String::from_utf8_lossy(&logs)
+        .lines()
+        .filter(|l| parts.iter().all(|p| l.contains(p)))
+        .count()
 }
 
 // ----- the revocation feed --------------------------------------------------------------
@@ -558,6 +596,13 @@ async fn redis_stopped_and_restarted() {
     assert_eq!(
         r.json::<Value>().await.unwrap()["error"],
         "temporarily_unavailable"
+    );
+
+    // Each node said so once, not once per request.
+    assert_eq!(
+        log_lines(&["\"dependency\":\"redis\"", "is unavailable"]),
+        2,
+        "one line per node"
     );
 
     redis.restart();
