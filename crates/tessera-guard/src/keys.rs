@@ -89,7 +89,7 @@ impl std::fmt::Debug for StaticKeys {
 
 /// An error in the guard's configuration (not in a request).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(String);
+pub struct ConfigError(pub(crate) String);
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -172,32 +172,11 @@ impl RemoteJwks {
     /// A JWKS at `url` (`https://`, or `http://` for development), with the defaults
     /// above.
     pub fn new(url: &str) -> Result<Self, ConfigError> {
-        let url: Uri = url
-            .parse()
-            .map_err(|e| ConfigError(format!("invalid JWKS URL: {e}")))?;
-        if !matches!(url.scheme_str(), Some("https" | "http")) || url.host().is_none() {
-            return Err(ConfigError(
-                "the JWKS URL must be an absolute https:// URL (or http:// for development)".into(),
-            ));
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ConfigError(format!("TLS configuration: {e}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let url = http_url(url, "JWKS")?;
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+            .build(https_connector()?);
         Ok(Self {
             url,
             cooldown: 30,
@@ -440,6 +419,40 @@ impl RemoteJwks {
             })?;
         Ok((collected.to_bytes(), cache_for))
     }
+}
+
+/// `url` parsed, if it is an absolute `https://` URL (or `http://`, for development);
+/// `what` names it in the error ("JWKS", "revocation feed").
+pub(crate) fn http_url(url: &str, what: &str) -> Result<Uri, ConfigError> {
+    let parsed: Uri = url
+        .parse()
+        .map_err(|e| ConfigError(format!("invalid {what} URL: {e}")))?;
+    if !matches!(parsed.scheme_str(), Some("https" | "http")) || parsed.host().is_none() {
+        return Err(ConfigError(format!(
+            "the {what} URL must be an absolute https:// URL (or http:// for development)"
+        )));
+    }
+    Ok(parsed)
+}
+
+/// The guard's HTTP connector: rustls on the aws-lc-rs provider with the Mozilla
+/// roots, HTTP/1.1, `http://` allowed (see [`RemoteJwks`] for why not reqwest).
+pub(crate) fn https_connector() -> Result<hyper_rustls::HttpsConnector<HttpConnector>, ConfigError>
+{
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConfigError(format!("TLS configuration: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build())
 }
 
 /// How long an answer stays fresh by its `Cache-Control` (RFC 9111 §5.2.2: `max-age`,

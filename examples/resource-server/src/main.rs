@@ -6,9 +6,13 @@
 //!   `tessera serve --addr 127.0.0.1:8080` uses);
 //! - `JWKS_URL`: default `$ISSUER/.well-known/jwks.json`;
 //! - `AUDIENCE`: default the issuer (Tessera's default audience);
-//! - `ADDR`: where to listen (default `127.0.0.1:3000`).
+//! - `ADDR`: where to listen (default `127.0.0.1:3000`);
+//! - `REVOCATION_FEED_TOKEN`: when set, subscribe to the server's revocation feed
+//!   with it, so that logouts take effect here too (off by default);
+//! - `REVOCATIONS_URL`: the feed, default `$ISSUER/auth/revocations`.
 #![forbid(unsafe_code)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -16,10 +20,21 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
-use tessera_guard::{Authenticated, Guard, Principal, RemoteJwks, access_token_validation};
+use tessera_guard::{
+    Authenticated, Guard, Principal, RemoteJwks, RevocationFeed, access_token_validation,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The guard logs with `tracing` (RUST_LOG, default info): show it.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let issuer = env_or("ISSUER", "http://127.0.0.1:8080");
     let jwks_url = env_or("JWKS_URL", &format!("{issuer}/.well-known/jwks.json"));
     let audience = env_or("AUDIENCE", &issuer);
@@ -30,9 +45,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Err(e) = jwks.fetch_now().await {
         eprintln!("warning: could not fetch {jwks_url} yet: {e}");
     }
-    let guard = Guard::builder(jwks)
-        .validation(access_token_validation(&issuer, &audience).leeway(30))
-        .build();
+    let mut builder =
+        Guard::builder(jwks).validation(access_token_validation(&issuer, &audience).leeway(30));
+    let revocations = match std::env::var("REVOCATION_FEED_TOKEN") {
+        Ok(token) if !token.is_empty() => {
+            let url = env_or("REVOCATIONS_URL", &format!("{issuer}/auth/revocations"));
+            // Its default leeway (entries kept 60 s past their expiry) covers the 30 s
+            // the validation allows.
+            let feed = RevocationFeed::new(&url, token)?;
+            feed.start();
+            builder = builder.with_revocation(Arc::new(feed));
+            format!("on, from {url}")
+        }
+        _ => "off (set REVOCATION_FEED_TOKEN to follow the server's logouts)".to_owned(),
+    };
+    let guard = builder.build();
 
     let app = router(&guard);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
@@ -40,6 +67,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "resource server on http://{} (tokens from {issuer}, keys from {jwks_url})",
         listener.local_addr()?
     );
+    println!("revocation feed: {revocations}");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
