@@ -760,3 +760,128 @@ async fn chain(
     }
     c
 }
+
+/// A resource server's guard subscribed to the feed of one node refuses a token
+/// logged out on another within one second; while the feed is down it keeps
+/// refusing what it knows and accepting the rest; when the feed returns it catches
+/// up (resuming from its last event id) and refuses what was revoked meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_on_the_revocation_feed_refuses_within_a_second_and_catches_up() {
+    use tessera_guard::{Guard, RemoteJwks, RevocationFeed, access_token_validation};
+
+    let Some(cluster) = Cluster::with_redis(
+        "a_guard_on_the_revocation_feed_refuses_within_a_second_and_catches_up",
+    )
+    .await
+    else {
+        return;
+    };
+    const FEED_TOKEN: &str = "a-feed-token-for-resource-servers";
+    let nodes = start_at_once(
+        &cluster,
+        3,
+        &[("TESSERA_REVOCATION_FEED_TOKENS", FEED_TOKEN)],
+    );
+    let all = refs(&nodes);
+    let [n1, n2, n3] = [&nodes[0], &nodes[1], &nodes[2]];
+    let api = Api::new();
+    api.register(n1, "ada").await;
+    let t1 = api.login(n1, "ada").await;
+    let t2 = api.login(n2, "ada").await;
+    let t3 = api.login(n3, "ada").await;
+
+    // The guard takes its keys from node 1 and its feed from node 2, through a
+    // proxy the test can cut.
+    let n2_addr: std::net::SocketAddr = n2.url().trim_start_matches("http://").parse().unwrap();
+    let proxy = Proxy::start(n2_addr);
+    let feed = RevocationFeed::new(
+        &format!("http://{}/auth/revocations", proxy.addr()),
+        FEED_TOKEN,
+    )
+    .unwrap()
+    .backoff(Duration::from_millis(50), Duration::from_millis(200));
+    let _task = feed.start();
+    let jwks = RemoteJwks::new(&format!("{}/.well-known/jwks.json", n1.url())).unwrap();
+    let guard = Guard::builder(jwks)
+        .validation(access_token_validation(cluster::ISSUER, cluster::ISSUER))
+        .with_revocation(Arc::new(feed.clone()))
+        .build();
+    for t in [&t1, &t2, &t3] {
+        assert!(guard.verify(&t.access).await.is_ok());
+    }
+    let connected = poll_for(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        async || {
+            if feed.is_connected() { Ok(()) } else { Err(()) }
+        },
+    )
+    .await;
+    assert!(
+        connected.is_ok(),
+        "the guard never connected to the feed{}",
+        tails(&all)
+    );
+
+    // Logout on node 3: the guard refuses within one second.
+    let since = Instant::now();
+    let r = api.logout(n3, &t1.access, Some(&t1.refresh)).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let mut refused = None;
+    while since.elapsed() < REVOCATION_DEADLINE {
+        if guard.verify(&t1.access).await.is_err() {
+            refused = Some(since.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        refused.is_some(),
+        "the guard still accepted a logged-out token after {} ms{}",
+        since.elapsed().as_millis(),
+        tails(&all)
+    );
+
+    // The feed goes down: what the guard knows still holds, the rest still passes.
+    proxy.cut();
+    let down = poll_for(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        async || {
+            if feed.is_connected() { Err(()) } else { Ok(()) }
+        },
+    )
+    .await;
+    assert!(down.is_ok(), "the guard did not notice the feed went down");
+    assert!(guard.verify(&t1.access).await.is_err());
+    assert!(guard.verify(&t2.access).await.is_ok());
+    let r = api.logout(n1, &t2.access, None).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        guard.verify(&t2.access).await.is_ok(),
+        "the feed is cut: the guard cannot know yet"
+    );
+
+    // Back: the guard catches up.
+    proxy.restore();
+    let caught_up = poll_for(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        async || {
+            if guard.verify(&t2.access).await.is_err() {
+                Ok(())
+            } else {
+                Err(())
+            }
+        },
+    )
+    .await;
+    assert!(
+        caught_up.is_ok(),
+        "the guard did not catch up after the feed returned{}",
+        tails(&all)
+    );
+    assert!(guard.verify(&t3.access).await.is_ok());
+    assert!(guard.verify(&t1.access).await.is_err());
+}
