@@ -301,7 +301,7 @@ async fn the_revocation_feed_needs_its_token_and_streams_every_revocation() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let claims = jwt_claims(&access);
-    let mut got = vec![feed.next().await, feed.next().await];
+    let mut got = [feed.next().await, feed.next().await];
     got.sort_by_key(|e| e.data["kind"].as_str().unwrap().to_string());
     assert_eq!(got[0].data["kind"], "jti");
     assert_eq!(got[0].data["value"], claims["jti"]);
