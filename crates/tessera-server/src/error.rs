@@ -110,14 +110,16 @@ impl ApiError {
         e
     }
 
-    /// 503 `temporarily_unavailable` with `Retry-After`: the database does not
-    /// answer. The cause is logged at warn level, never sent.
+    /// 503 `temporarily_unavailable` with `Retry-After`: the database or Redis does
+    /// not answer. The cause is logged at debug level, never sent: the outage itself
+    /// is logged once, when the node's background work notices it (`sync`), not
+    /// once per request.
     pub fn unavailable(cause: impl std::fmt::Display) -> Self {
-        tracing::warn!(error = %cause, "database unavailable");
+        tracing::debug!(error = %cause, "a dependency is unavailable");
         let mut e = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
-            "the database does not answer; try again shortly",
+            "the server's storage does not answer; try again shortly",
         );
         e.retry_after = Some(UNAVAILABLE_RETRY_AFTER);
         e

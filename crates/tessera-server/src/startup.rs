@@ -77,6 +77,7 @@ impl Prepared {
         let store = Arc::clone(&self.state.core.store);
         let every = self.reload_every;
         let mut tasks = crate::sync::spawn(&self.state);
+        tasks.push(tokio::spawn(crate::sync::prune(self.state.clone(), every)));
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.tick().await;
@@ -88,16 +89,6 @@ impl Prepared {
                     tracing::warn!(error = %e, "reloading signing keys failed");
                 }
                 core.denylist.purge(now);
-                match core.prune(PRUNE_BATCH, PRUNE_BATCHES_PER_TICK).await {
-                    Ok(p) if p.families + p.denylist + p.sessions > 0 => tracing::debug!(
-                        families = p.families,
-                        denylist = p.denylist,
-                        sessions = p.sessions,
-                        "pruned dead data"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "pruning dead data failed"),
-                }
             }
         }));
         let stopping = self.state.stopping.clone();
@@ -115,13 +106,6 @@ impl Prepared {
         r.map_err(err)
     }
 }
-
-/// Rows of each kind one pruning statement deletes at most: a short write.
-const PRUNE_BATCH: u32 = 200;
-/// Pruning batches per maintenance tick, at most: with the default 5 s tick, up to
-/// 200 dead families a second, above any rate at which logins create them, while
-/// the single SQLite writer stays free for requests most of the time.
-const PRUNE_BATCHES_PER_TICK: u32 = 5;
 
 /// Builds everything and binds `config.addr` (port 0 picks a free port).
 pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared, StartError> {

@@ -10,6 +10,8 @@
 //!   every (re)subscription, a catch-up for what came in between.
 //! - **health** (with Redis): a ping every [`PING_EVERY`], so that requests route
 //!   around a Redis that does not answer and find it again when it does.
+//! - **pruning**: dead families, expired denylist entries and sessions, deleted in
+//!   small batches that take at most [`PRUNE_SHARE`] of the database's time.
 //!
 //! Failures are logged once when they start and once when they end.
 
@@ -24,6 +26,15 @@ use crate::http::AppState;
 pub const CATCH_UP_EVERY: Duration = Duration::from_millis(250);
 /// How often a node pings Redis.
 pub const PING_EVERY: Duration = Duration::from_secs(1);
+
+/// Rows of each kind one pruning batch deletes at most: a write of a few
+/// milliseconds, so a request never waits long behind one (SQLite has one writer).
+pub const PRUNE_BATCH: u32 = 50;
+/// The most of the database's time pruning takes while there is a backlog: after a
+/// batch that took `d`, it waits `d × (1 / share − 1)` (at least 20 ms). A batch of
+/// 50 families takes a few milliseconds, so a backlog drains at hundreds of families
+/// a second per kind, with requests keeping the rest of the writer.
+pub const PRUNE_SHARE: f64 = 0.05;
 
 /// Starts the tasks; they run until aborted.
 pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
@@ -88,5 +99,39 @@ async fn ping(state: AppState) {
             Ok(()) => health.up(),
             Err(e) => health.down(&e),
         }
+    }
+}
+
+/// Prunes while there is dead data, in batches of [`PRUNE_BATCH`] paced to
+/// [`PRUNE_SHARE`]; then looks again every `idle`.
+pub async fn prune(state: AppState, idle: Duration) {
+    let core = &state.core;
+    loop {
+        let start = std::time::Instant::now();
+        let pause = match core.prune(PRUNE_BATCH).await {
+            Ok(p) => {
+                if p.families + p.denylist + p.sessions > 0 {
+                    tracing::debug!(
+                        families = p.families,
+                        denylist = p.denylist,
+                        sessions = p.sessions,
+                        "pruned dead data"
+                    );
+                }
+                if p.full {
+                    start
+                        .elapsed()
+                        .mul_f64(1.0 / PRUNE_SHARE - 1.0)
+                        .max(Duration::from_millis(20))
+                } else {
+                    idle
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "pruning dead data failed; retrying later");
+                idle
+            }
+        };
+        tokio::time::sleep(pause).await;
     }
 }

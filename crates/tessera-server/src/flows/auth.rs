@@ -268,6 +268,13 @@ impl Core {
         refresh_token: Option<&str>,
     ) -> Result<(), AuthError> {
         let now = self.now();
+        // This token stops working here at once, whatever the store answers next.
+        self.denylist.insert(&[DenyEntry {
+            kind: DenyKind::Jti,
+            value: claims.jti.clone(),
+            cutoff: 0,
+            expires_at: claims.exp + 1,
+        }]);
         let mut sids = vec![claims.sid.clone()];
         if let Some(rt) = refresh_token
             && let Some(f) = self.family_of_refresh(rt).await?

@@ -219,26 +219,11 @@ impl Core {
         }
     }
 
-    /// Prunes dead data from the store: batches of `batch` rows, at most
-    /// `max_batches` of them, yielding to requests between batches.
-    pub async fn prune(&self, batch: u32, max_batches: u32) -> Result<Pruned, StoreError> {
-        let mut total = Pruned::default();
-        for _ in 0..max_batches {
-            let p = self
-                .store
-                .prune(self.now(), self.settings.family, batch)
-                .await?;
-            total.families += p.families;
-            total.denylist += p.denylist;
-            total.sessions += p.sessions;
-            total.full = p.full;
-            if !p.full {
-                break;
-            }
-            // Leave the writer to requests between batches.
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        Ok(total)
+    /// Prunes one bounded batch of dead data from the store (see [`Store::prune`]).
+    pub async fn prune(&self, batch: u32) -> Result<Pruned, StoreError> {
+        self.store
+            .prune(self.now(), self.settings.family, batch)
+            .await
     }
 
     /// Denies every access token of these sessions, in memory and in the store.

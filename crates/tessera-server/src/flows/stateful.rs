@@ -20,6 +20,15 @@ pub struct StatefulLogin {
 debug_redacted!(StatefulLogin { user; session_id, csrf_token });
 
 impl Core {
+    /// Where sessions live, if it answers: a Redis known to be down is not tried
+    /// (each try would wait for its timeout); the health check finds it again.
+    fn session_store(&self) -> Result<&dyn crate::store::SessionStore, AuthError> {
+        if self.redis.as_ref().is_some_and(|h| !h.is_up()) {
+            return Err(AuthError::Unavailable("Redis is unavailable".into()));
+        }
+        Ok(self.sessions.as_ref())
+    }
+
     /// Logs in to a stateful session.
     pub async fn session_login(
         &self,
@@ -31,7 +40,7 @@ impl Core {
         let now = self.now();
         let session_id = crypto::random_token()?;
         let csrf_token = crypto::random_token()?;
-        self.sessions
+        self.session_store()?
             .create_server_session(&ServerSession {
                 id_hash: crypto::hash_secret(&session_id),
                 user_id: user.id.clone(),
@@ -58,7 +67,7 @@ impl Core {
             return Ok(None);
         }
         let Some(session) = self
-            .sessions
+            .session_store()?
             .touch_server_session(
                 &crypto::hash_secret(session_id),
                 self.now(),

@@ -68,7 +68,12 @@ impl PostgresStore {
     /// Connects to the database at `url` (`postgres://` or `postgresql://`) and
     /// migrates it.
     pub async fn open(url: &str) -> StoreResult<Self> {
-        let opts = PgConnectOptions::from_str(url).map_err(backend)?;
+        // A statement that runs longer than this is cancelled: a database that accepts
+        // connections but does not answer must not hold requests (and their
+        // connections) for ever. Migrations lift it for their own transaction.
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(backend)?
+            .options([("statement_timeout", STATEMENT_TIMEOUT)]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -85,8 +90,15 @@ impl PostgresStore {
     }
 }
 
+/// See [`PostgresStore::open`].
+const STATEMENT_TIMEOUT: &str = "10s";
+
 async fn migrate(pool: &PgPool) -> StoreResult<()> {
     let mut tx = pool.begin().await.map_err(backend)?;
+    sqlx::query("SET LOCAL statement_timeout = 0")
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
     let schema: Option<String> = sqlx::query_scalar("SELECT current_schema()")
         .fetch_one(&mut *tx)
         .await
