@@ -29,7 +29,7 @@ struct Node {
 
 impl Node {
     async fn start(config: &Config, clock: Arc<ManualClock>) -> Self {
-        captured_logs();
+        common::captured_logs();
         let running = spawn(config, clock).await.unwrap();
         Self {
             base: format!("http://{}", running.addr),
@@ -141,37 +141,9 @@ where
     None
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every test's log lines (INFO and up, JSON), captured by one global subscriber.
-fn captured_logs() -> &'static Captured {
-    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Captured::default();
-        let sink = logs.clone();
-        let _ = tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-            .with_writer(move || sink.clone())
-            .try_init();
-        logs
-    })
-}
-
 /// The captured lines that contain every one of `parts`.
 fn log_lines(parts: &[&str]) -> usize {
-    let logs = captured_logs().0.lock().unwrap();
+    let logs = common::captured_logs().0.lock().unwrap();
     String::from_utf8_lossy(&logs)
         .lines()
         .filter(|l| parts.iter().all(|p| l.contains(p)))
@@ -475,6 +447,23 @@ async fn stateful_sessions_live_in_redis_and_work_on_every_node() {
     b.stop().await;
 }
 
+/// Logs `access` out on `here`; whether `there` refuses it within one second.
+async fn logged_out_reaches(here: &Node, there: &Node, access: &str) -> bool {
+    let r = here
+        .http
+        .post(here.url("/auth/logout"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    eventually(Duration::from_secs(1), || async {
+        there.me(access).await == StatusCode::UNAUTHORIZED
+    })
+    .await
+    .is_some()
+}
+
 /// A `redis-server` of the test's own, on a Unix socket in a temporary directory.
 struct OwnRedis {
     dir: tempfile::TempDir,
@@ -568,20 +557,8 @@ async fn redis_stopped_and_restarted() {
     assert_eq!(b.me(&t1).await, StatusCode::OK);
     let (t4, _) = b.login("ada").await;
     assert_eq!(a.me(&t4).await, StatusCode::OK);
-    let r = a
-        .http
-        .post(a.url("/auth/logout"))
-        .bearer_auth(&t1)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let took = eventually(Duration::from_secs(1), || async {
-        b.me(&t1).await == StatusCode::UNAUTHORIZED
-    })
-    .await;
     assert!(
-        took.is_some(),
+        logged_out_reaches(&a, &b, &t1).await,
         "a logout while Redis is down did not reach node b within 1 s"
     );
     // Stateful sessions live in Redis: 503 with Retry-After, not 500.
@@ -612,20 +589,8 @@ async fn redis_stopped_and_restarted() {
     .await;
     assert!(back.is_some(), "the nodes did not find Redis again");
     // The broadcast works again: a logout on b is refused on a.
-    let r = b
-        .http
-        .post(b.url("/auth/logout"))
-        .bearer_auth(&t2)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let took = eventually(Duration::from_secs(1), || async {
-        a.me(&t2).await == StatusCode::UNAUTHORIZED
-    })
-    .await;
     assert!(
-        took.is_some(),
+        logged_out_reaches(&b, &a, &t2).await,
         "after Redis returned, a logout did not reach node a within 1 s"
     );
     let r = a

@@ -67,7 +67,7 @@ macro_rules! spawn_app {
 }
 
 async fn spawn_app_with(test: &str, tune: impl FnOnce(&mut Config)) -> Option<TestApp> {
-    captured_logs();
+    common::captured_logs();
     let db = TestDb::new(BACKEND, test).await?;
     let mut config = test_config(&db);
     tune(&mut config);
@@ -1973,40 +1973,9 @@ async fn cors_is_off_unless_allowed() {
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every test's log lines, captured by one global subscriber (TRACE, JSON) that
-/// spawn_app installs, so that the log test sees events from every task and thread.
-fn captured_logs() -> &'static Captured {
-    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Captured::default();
-        let sink = logs.clone();
-        let _ = tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "trace,hyper=info,h2=info,reqwest=info",
-            ))
-            .with_writer(move || sink.clone())
-            .try_init();
-        logs
-    })
-}
-
 #[tokio::test]
 async fn audit_events_are_logged_and_no_secret_ever_is() {
-    let logs = captured_logs();
+    let logs = common::captured_logs();
     let app = spawn_app!();
     let mut secrets = vec!["correct horse".to_string(), "wrong horse".to_string()];
     let t = app.user("ada").await;

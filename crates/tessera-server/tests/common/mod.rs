@@ -212,3 +212,36 @@ impl Drop for PgSchema {
         }
     }
 }
+
+/// Log lines, as the global subscriber of [`captured_logs`] writes them.
+#[derive(Clone, Default)]
+pub(crate) struct Captured(pub(crate) std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every test's log lines (TRACE, JSON), captured by one global subscriber that the
+/// servers' harnesses install, so that a log test sees events from every task and
+/// thread.
+pub(crate) fn captured_logs() -> &'static Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let sink = logs.clone();
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "trace,hyper=info,h2=info,reqwest=info",
+            ))
+            .with_writer(move || sink.clone())
+            .try_init();
+        logs
+    })
+}
