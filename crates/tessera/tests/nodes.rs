@@ -883,4 +883,9 @@ async fn a_guard_on_the_revocation_feed_refuses_within_a_second_and_catches_up()
     );
     assert!(guard.verify(&t3.access).await.is_ok());
     assert!(guard.verify(&t1.access).await.is_err());
+
+    // SIGTERM with the feed's connection open: the stream ends, the node exits 0.
+    assert!(feed.is_connected());
+    let status = n2.stop();
+    assert!(status.success(), "node 2 exited {status}{}", n2.tail());
 }
