@@ -86,7 +86,9 @@ impl Prepared {
                 let core = &state.core;
                 let now = core.now();
                 if let Err(e) = core.reload_keys().await {
-                    tracing::warn!(error = %e, "reloading signing keys failed");
+                    // An outage of the database is logged once by the catch-up
+                    // (sync.rs); the keys in memory keep signing and verifying.
+                    tracing::debug!(error = %e, "reloading signing keys failed");
                 }
                 core.denylist.purge(now);
             }
