@@ -347,11 +347,14 @@ fn user_agent(headers: &HeaderMap) -> Option<String> {
         .map(|s| s.chars().take(256).collect())
 }
 
-/// A request authenticated by a bearer token, or by the access-token cookie (then
-/// a state-changing request must pass the CSRF check).
+/// A request authenticated by the access token of an `/auth` session, as a bearer
+/// token or in the access-token cookie (then a state-changing request must pass the
+/// CSRF check). An OAuth client's token (one without `sid`, or with `client_id`) is
+/// refused with 401 `invalid_token`: it is not for the `/auth` routes.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
-    /// The verified claims.
+    /// The verified claims, of an `/auth` session token ([`AccessClaims::session_id`]
+    /// is `Some`).
     pub claims: Arc<AccessClaims>,
     /// Whether the cookie carried the token.
     pub via_cookie: bool,
@@ -376,10 +379,7 @@ impl FromRequestParts<AppState> for Authenticated {
             let Some(token) = token else {
                 return Err(ApiError::missing_token());
             };
-            let claims = core
-                .verify_access(token)
-                .await
-                .map_err(|r| ApiError::invalid_token(r.0))?;
+            let claims = session_token(core.verify_access(token).await)?;
             return Ok(Self {
                 claims,
                 via_cookie: false,
@@ -388,12 +388,10 @@ impl FromRequestParts<AppState> for Authenticated {
         let Some(token) = cookie(&parts.headers, state.cookies.access_name()) else {
             return Err(ApiError::missing_token());
         };
-        let claims = core
-            .verify_access(token)
-            .await
-            .map_err(|r| ApiError::invalid_token(r.0))?;
+        let claims = session_token(core.verify_access(token).await)?;
+        let sid = claims.session_id().unwrap_or_default();
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if !safe && !csrf_ok(&parts.headers, Some(&core.csrf_for(&claims.sid))) {
+        if !safe && !csrf_ok(&parts.headers, Some(&core.csrf_for(sid))) {
             return Err(ApiError::csrf());
         }
         Ok(Self {
@@ -401,6 +399,19 @@ impl FromRequestParts<AppState> for Authenticated {
             via_cookie: true,
         })
     }
+}
+
+/// The claims of a verified token if it is an `/auth` session's; 401 otherwise.
+fn session_token(
+    verified: Result<Arc<AccessClaims>, crate::tokens::Refused>,
+) -> Result<Arc<AccessClaims>, ApiError> {
+    let claims = verified.map_err(|r| ApiError::invalid_token(r.0))?;
+    if claims.session_id().is_none() {
+        return Err(ApiError::invalid_token(
+            "this route takes the access token of an /auth session, not an OAuth client's",
+        ));
+    }
+    Ok(claims)
 }
 
 #[cfg(test)]
