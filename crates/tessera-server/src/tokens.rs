@@ -358,7 +358,8 @@ mod tests {
 
     #[test]
     fn each_kind_carries_what_it_should() {
-        let session = AccessClaims::session(issue(), "u1", "s1", "ada", vec!["admin".into()], "api");
+        let session =
+            AccessClaims::session(issue(), "u1", "s1", "ada", vec!["admin".into()], "api");
         assert_eq!(
             session.kind(),
             Some(TokenKind::Session {

@@ -160,7 +160,7 @@ impl ScopeToken {
             .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
         {
             return Err(InvalidInput(
-                "a scope token may hold only printable ASCII without spaces, '\"' or '\\'",
+                "a scope token may hold only printable ASCII, without spaces, double quotes or backslashes",
             ));
         }
         Ok(Self(raw.to_string()))
@@ -192,7 +192,9 @@ impl Scope {
     }
 
     /// The scope of these tokens, each parsed; duplicates are held once.
-    pub fn from_tokens<'a>(tokens: impl IntoIterator<Item = &'a str>) -> Result<Self, InvalidInput> {
+    pub fn from_tokens<'a>(
+        tokens: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, InvalidInput> {
         let mut out: Vec<ScopeToken> = Vec::new();
         for t in tokens {
             let t = ScopeToken::parse(t)?;
@@ -228,7 +230,13 @@ impl Scope {
 
     /// This scope without the tokens that `drop` returns true for.
     pub fn without(&self, drop: impl Fn(&str) -> bool) -> Self {
-        Self(self.0.iter().filter(|t| !drop(t.as_str())).cloned().collect())
+        Self(
+            self.0
+                .iter()
+                .filter(|t| !drop(t.as_str()))
+                .cloned()
+                .collect(),
+        )
     }
 }
 
@@ -339,7 +347,8 @@ fn percent_encodings_are_whole(s: &str) -> bool {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let ok = b.len() > i + 2 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit();
+            let ok =
+                b.len() > i + 2 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit();
             if !ok {
                 return false;
             }
@@ -362,15 +371,21 @@ fn is_scheme(s: &str) -> bool {
 /// empty host and a port that is not digits.
 fn authority_host(rest: &str) -> Result<&str, InvalidInput> {
     let Some(after) = rest.strip_prefix("//") else {
-        return Err(InvalidInput("the redirect URI has no host (no //authority)"));
+        return Err(InvalidInput(
+            "the redirect URI has no host (no //authority)",
+        ));
     };
     let authority = after.split(['/', '?']).next().unwrap_or_default();
     if authority.contains('@') {
-        return Err(InvalidInput("the redirect URI holds user information (user@)"));
+        return Err(InvalidInput(
+            "the redirect URI holds user information (user@)",
+        ));
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let Some((inside, after)) = v6.split_once(']') else {
-            return Err(InvalidInput("the redirect URI's IPv6 host has no closing ']'"));
+            return Err(InvalidInput(
+                "the redirect URI's IPv6 host has no closing ']'",
+            ));
         };
         let port = match after {
             "" => None,
@@ -470,7 +485,11 @@ mod tests {
     #[test]
     fn a_redirect_uri_has_whole_percent_encodings() {
         assert!(RedirectUri::parse("https://a.example/%2Fx").is_ok());
-        for bad in ["https://a.example/%", "https://a.example/%2", "https://a.example/%zz"] {
+        for bad in [
+            "https://a.example/%",
+            "https://a.example/%2",
+            "https://a.example/%zz",
+        ] {
             assert!(refused(RedirectUri::parse(bad)).contains("'%'"), "{bad:?}");
         }
     }
@@ -489,7 +508,13 @@ mod tests {
 
     #[test]
     fn a_redirect_uri_is_absolute() {
-        for bad in ["/cb", "a.example/cb", "//a.example/cb", "1http://a/cb", ":x"] {
+        for bad in [
+            "/cb",
+            "a.example/cb",
+            "//a.example/cb",
+            "1http://a/cb",
+            ":x",
+        ] {
             assert!(
                 refused(RedirectUri::parse(bad)).contains("is not absolute"),
                 "{bad:?}"

@@ -25,9 +25,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Row};
 
 use super::{
-    Client, DenyEntry, Family, FamilyPolicy, KeyState, NewRefresh, Pruned, REVOKED_RETENTION, Revoked,
-    RotateRequest, Rotation, SESSION_TOUCH_EVERY, ServerSession, SessionLimit, SessionStore, Store,
-    StoreError, StoreResult, StoredKey, User, revoked_from_row, stored_deny_value,
+    Client, DenyEntry, Family, FamilyPolicy, KeyState, NewRefresh, Pruned, REVOKED_RETENTION,
+    Revoked, RotateRequest, Rotation, SESSION_TOUCH_EVERY, ServerSession, SessionLimit,
+    SessionStore, Store, StoreError, StoreResult, StoredKey, User, revoked_from_row,
+    stored_deny_value,
 };
 
 // Pruning, one bounded batch per statement; SKIP LOCKED leaves rows a request (or

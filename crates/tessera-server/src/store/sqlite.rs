@@ -13,9 +13,10 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 
 use super::{
-    Client, DenyEntry, Family, FamilyPolicy, KeyState, NewRefresh, Pruned, REVOKED_RETENTION, Revoked,
-    RotateRequest, Rotation, SESSION_TOUCH_EVERY, ServerSession, SessionLimit, SessionStore, Store,
-    StoreError, StoreResult, StoredKey, User, revoked_from_row, stored_deny_value,
+    Client, DenyEntry, Family, FamilyPolicy, KeyState, NewRefresh, Pruned, REVOKED_RETENTION,
+    Revoked, RotateRequest, Rotation, SESSION_TOUCH_EVERY, ServerSession, SessionLimit,
+    SessionStore, Store, StoreError, StoreResult, StoredKey, User, revoked_from_row,
+    stored_deny_value,
 };
 
 /// The migrations, in order: (version, SQL).
@@ -187,7 +188,8 @@ const Q_UNSPENT_FAMILY: &str = concat!(
      WHERE t.hash = ? AND t.used_at IS NULL AND ",
     live!()
 );
-const CLIENT_COLS: &str = "id, secret_hash, redirect_uris, post_logout_redirect_uris, grants, scopes, created_at";
+const CLIENT_COLS: &str =
+    "id, secret_hash, redirect_uris, post_logout_redirect_uris, grants, scopes, created_at";
 const Q_CLIENT_BY_ID: &str = "SELECT id, secret_hash, redirect_uris, post_logout_redirect_uris, grants, scopes, created_at \
      FROM oauth_clients WHERE id = ?";
 const Q_REVOKE_FAMILY: &str = "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? \
