@@ -11,8 +11,8 @@ use std::sync::Arc;
 use common::{Backend, TestDb};
 use tessera_server::config::Database;
 use tessera_server::store::{
-    self, Client, DenyEntry, DenyKind, Family, FamilyPolicy, KeyState, NewRefresh, Revoked, RotateRequest,
-    Rotation, SessionLimit, Store, StoreError, StoredKey, User,
+    self, Client, DenyEntry, DenyKind, Family, FamilyPolicy, KeyState, NewRefresh, Revoked,
+    RotateRequest, Rotation, SessionLimit, Store, StoreError, StoredKey, User,
 };
 
 /// One case's database and a store open on it.
@@ -1161,7 +1161,11 @@ async fn clients_are_created_read_listed_and_removed(ctx: &Ctx) {
         Some(public.clone())
     );
     assert_eq!(other.client_by_id("nobody").await.unwrap(), None);
-    assert_eq!(other.client_by_id("WEB").await.unwrap(), None, "ids are exact");
+    assert_eq!(
+        other.client_by_id("WEB").await.unwrap(),
+        None,
+        "ids are exact"
+    );
     other.close().await;
 
     // The id is unique, whatever else differs.
@@ -1190,7 +1194,10 @@ async fn clients_are_created_read_listed_and_removed(ctx: &Ctx) {
 
 async fn a_clients_families_are_its_and_go_with_it(ctx: &Ctx) {
     let store = ctx.store.as_ref();
-    store.create_client(&client("web", Some("s"))).await.unwrap();
+    store
+        .create_client(&client("web", Some("s")))
+        .await
+        .unwrap();
     let ada = logged_in(store, "ada", "login", "L", T0).await;
     let mut granted = family(&ada, "grant", T0);
     granted.client_id = Some("web".into());
@@ -1226,7 +1233,10 @@ async fn a_clients_families_are_its_and_go_with_it(ctx: &Ctx) {
     assert!(store.delete_client("web").await.unwrap());
     assert!(of("G2").await.is_none());
     assert!(matches!(
-        store.rotate_refresh(&rotate("G2", "G3", T0 + 20)).await.unwrap(),
+        store
+            .rotate_refresh(&rotate("G2", "G3", T0 + 20))
+            .await
+            .unwrap(),
         Rotation::Unknown
     ));
     assert!(of("L").await.is_some());
@@ -1244,7 +1254,10 @@ async fn an_unspent_refresh_token_is_told_from_a_spent_one(ctx: &Ctx) {
     };
     assert_eq!(unspent("A", T0 + 1).await.as_deref(), Some("fam"));
     assert!(matches!(
-        store.rotate_refresh(&rotate("A", "B", T0 + 2)).await.unwrap(),
+        store
+            .rotate_refresh(&rotate("A", "B", T0 + 2))
+            .await
+            .unwrap(),
         Rotation::Rotated { .. }
     ));
     assert_eq!(unspent("A", T0 + 3).await, None, "spent");
@@ -1260,6 +1273,11 @@ async fn an_unspent_refresh_token_is_told_from_a_spent_one(ctx: &Ctx) {
     assert_eq!(unspent("nothing", T0 + 3).await, None);
     // Idle past the policy, or revoked: no longer.
     assert_eq!(unspent("B", T0 + 2 + POLICY.idle).await, None);
-    assert!(store.revoke_family("fam", Some(&ada.id), T0 + 4, "test").await.unwrap());
+    assert!(
+        store
+            .revoke_family("fam", Some(&ada.id), T0 + 4, "test")
+            .await
+            .unwrap()
+    );
     assert_eq!(unspent("B", T0 + 5).await, None);
 }
