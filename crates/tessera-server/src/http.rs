@@ -210,11 +210,28 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
 
 /// An `application/x-www-form-urlencoded` body, as the OAuth endpoints take it
 /// (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1), whose rejection is our error
-/// shape: another content type (JSON included) is 400 `invalid_request`, as is a
-/// parameter given twice; a parameter without a value is treated as omitted
-/// (RFC 6749 §3.1). Unknown parameters are kept, for the endpoint to ignore.
+/// shape: another content type (JSON included) is 400 `invalid_request`, as is an
+/// OAuth parameter given twice ([`OAUTH_PARAMETERS`]); a parameter without a value
+/// is treated as omitted (RFC 6749 §3.1). Other parameters are ignored, as RFC 6749
+/// §3.1 asks, however often they come.
 #[derive(Debug)]
 pub struct OAuthForm(pub FormParams);
+
+/// The request parameters of the OAuth endpoints (RFC 6749, 7009, 7636, 7662, 8707,
+/// OpenID Connect Core): each may be given once; the endpoints read no other.
+pub const OAUTH_PARAMETERS: &[&str] = &[
+    "grant_type",
+    "scope",
+    "client_id",
+    "client_secret",
+    "token",
+    "token_type_hint",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+    "refresh_token",
+    "resource",
+];
 
 /// The parameters of a form body. Their values may be secrets: `Debug` prints the
 /// names only.
@@ -230,11 +247,15 @@ impl std::fmt::Debug for FormParams {
 }
 
 impl FormParams {
-    /// Parses a form body; `Err(name)` names a parameter given twice.
-    pub fn parse(body: &[u8]) -> Result<Self, String> {
+    /// Parses a form body, keeping the parameters named in `known`; `Err(name)`
+    /// names one of them given twice.
+    pub fn parse(body: &[u8], known: &[&str]) -> Result<Self, String> {
         let mut seen = std::collections::HashSet::new();
         let mut out: Vec<(String, zeroize::Zeroizing<String>)> = Vec::new();
         for (k, v) in form_urlencoded::parse(body) {
+            if !known.contains(&k.as_ref()) {
+                continue;
+            }
             // A parameter given twice, once empty, is still given twice.
             if !seen.insert(k.clone()) {
                 return Err(k.into_owned());
@@ -265,28 +286,13 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             ));
         }
         let bytes = read_body(req).await?;
-        FormParams::parse(&bytes).map(Self).map_err(|name| {
-            let known = [
-                "grant_type",
-                "scope",
-                "client_id",
-                "client_secret",
-                "token",
-                "token_type_hint",
-                "code",
-                "redirect_uri",
-                "code_verifier",
-                "refresh_token",
-            ];
-            let name = if known.contains(&name.as_str()) {
-                name.as_str()
-            } else {
-                "a parameter"
-            };
-            ApiError::invalid_request(format!(
-                "{name} is given more than once (RFC 6749 section 3.2)"
-            ))
-        })
+        FormParams::parse(&bytes, OAUTH_PARAMETERS)
+            .map(Self)
+            .map_err(|name| {
+                ApiError::invalid_request(format!(
+                    "{name} is given more than once (RFC 6749 section 3.2)"
+                ))
+            })
     }
 }
 
@@ -655,7 +661,7 @@ mod tests {
 
     #[test]
     fn one_client_authentication_method_at_a_time() {
-        let form = |body: &str| FormParams::parse(body.as_bytes()).unwrap();
+        let form = |body: &str| FormParams::parse(body.as_bytes(), OAUTH_PARAMETERS).unwrap();
         let e = client_credentials(&basic("a:s"), &form("client_secret=s")).unwrap_err();
         assert_eq!(e.code(), "invalid_request");
         let e = client_credentials(&basic("a:s"), &form("client_id=b")).unwrap_err();
@@ -681,12 +687,18 @@ mod tests {
 
     #[test]
     fn form_parameters_are_given_once_and_empty_ones_are_omitted() {
-        let f = FormParams::parse(b"a=1&b=&c=x+y%21").unwrap();
+        let known = &["a", "b", "c"];
+        let f = FormParams::parse(b"a=1&b=&c=x+y%21&d=1&d=2", known).unwrap();
         assert_eq!(f.get("a"), Some("1"));
         assert_eq!(f.get("b"), None);
         assert_eq!(f.get("c"), Some("x y!"));
-        assert_eq!(FormParams::parse(b"a=1&a=2").unwrap_err(), "a");
-        assert_eq!(FormParams::parse(b"a=&a=2").unwrap_err(), "a");
+        assert_eq!(
+            f.get("d"),
+            None,
+            "unknown parameters are ignored, however often"
+        );
+        assert_eq!(FormParams::parse(b"a=1&a=2", known).unwrap_err(), "a");
+        assert_eq!(FormParams::parse(b"a=&a=2", known).unwrap_err(), "a");
         assert!(!format!("{f:?}").contains("x y"), "values never print");
     }
 

@@ -110,10 +110,13 @@ pub struct TokenForm {
     grant_type: GrantTypeName,
     /// Space-separated scope tokens (RFC 6749 §3.3) within the client's; by default
     /// all of the client's that do not name a user.
+    #[schema(nullable = false)]
     scope: Option<String>,
     /// `client_secret_post`: the client id (or a public client naming itself).
+    #[schema(nullable = false)]
     client_id: Option<String>,
     /// `client_secret_post`: the secret. Not together with HTTP Basic.
+    #[schema(nullable = false)]
     client_secret: Option<String>,
 }
 
@@ -135,14 +138,18 @@ pub enum GrantTypeName {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct TokenActionForm {
-    /// The token: an access token or a refresh token.
+    /// The token: an access token or a refresh token. (An empty value is no
+    /// value, RFC 6749 §3.1.)
+    #[schema(min_length = 1)]
     token: String,
     /// What the token is, as the client believes.
-    #[schema(inline)]
+    #[schema(inline, nullable = false)]
     token_type_hint: Option<TokenHintName>,
     /// `client_secret_post`: the client id (a public client may revoke with it alone).
+    #[schema(nullable = false)]
     client_id: Option<String>,
     /// `client_secret_post`: the secret. Not together with HTTP Basic.
+    #[schema(nullable = false)]
     client_secret: Option<String>,
 }
 
