@@ -129,7 +129,9 @@ pub async fn add_client(
     }
     if grants.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
         return Err(ClientError::Invalid(
-            "a client with the authorization_code grant needs at least one --redirect-uri".into(),
+            "a client with the authorization_code grant needs at least one --redirect-uri \
+             (a client that only acts for itself: --grant client_credentials)"
+                .into(),
         ));
     }
     let secret = if new.confidential {
