@@ -5,18 +5,34 @@ A static bearer token dies as soon as the run reaches /auth/logout or /auth/logo
 nothing but the 401. Instead, a dynamic provider logs in (bearer token, and a stateful
 session cookie with its CSRF token) and logs in again whenever an answer is 401.
 
-Needs TESSERA_URL (the live server) and TESSERA_USER / TESSERA_PASSWORD (an existing
-user); standard library only, besides schemathesis itself.
+The OAuth endpoints (/oauth/*) authenticate clients, not users: there the provider
+sends a registered client's id and secret with HTTP Basic, and leaves out the body's
+client_id and client_secret (two authentication methods at once would be refused, by
+design, whatever else the case holds).
+
+Needs TESSERA_URL (the live server), TESSERA_USER / TESSERA_PASSWORD (an existing
+user) and TESSERA_CLIENT_ID / TESSERA_CLIENT_SECRET (an existing confidential client);
+standard library only, besides schemathesis itself.
 """
 
+import base64
 import http.cookies
 import json
 import os
+import urllib.parse
 import urllib.request
 
 import schemathesis
 
 URL = os.environ["TESSERA_URL"]
+# RFC 6749 section 2.3.1: the id and the secret are form-urlencoded, then joined.
+CLIENT_BASIC = "Basic " + base64.b64encode(
+    (
+        urllib.parse.quote_plus(os.environ["TESSERA_CLIENT_ID"])
+        + ":"
+        + urllib.parse.quote_plus(os.environ["TESSERA_CLIENT_SECRET"])
+    ).encode()
+).decode()
 CREDENTIALS = json.dumps(
     {"username": os.environ["TESSERA_USER"], "password": os.environ["TESSERA_PASSWORD"]}
 ).encode()
@@ -53,7 +69,15 @@ class TesseraCredentials:
 
     def set(self, case, data, context):
         case.headers = dict(case.headers or {})
-        if case.operation.path.startswith("/session/"):
+        if case.operation.path.startswith("/oauth/"):
+            case.headers["Authorization"] = CLIENT_BASIC
+            if isinstance(case.body, dict):
+                case.body = {
+                    k: v
+                    for k, v in case.body.items()
+                    if k not in ("client_id", "client_secret")
+                }
+        elif case.operation.path.startswith("/session/"):
             case.cookies = {**(case.cookies or {}), **data["cookies"]}
             case.headers["X-CSRF-Token"] = data["csrf"]
         else:

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::flows::{AuthError, add_user};
+use crate::flows::{AuthError, ClientError, NewClient, add_user};
 use crate::keys;
 use crate::password::Hasher;
 use crate::startup;
@@ -146,6 +146,146 @@ pub fn user_add(username: &str, roles: Vec<String>, database: Option<String>) ->
                 1
             }
         }
+    })
+}
+
+/// `tessera client add`: registers an OAuth client and prints `{"client_id",
+/// "client_secret" (a confidential client's, shown this once), "redirect_uris",
+/// "scope"}`. 2 for a value that breaks a rule, 1 when the id is taken or the
+/// database fails.
+pub fn client_add(new: NewClient, config_file: Option<PathBuf>, database: Option<String>) -> i32 {
+    let config = match database_config(config_file, database) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    with_store(&config, async |store| {
+        match crate::flows::add_client(store, SystemClock.now(), new).await {
+            Ok(r) => {
+                #[derive(serde::Serialize)]
+                struct Out<'a> {
+                    client_id: &'a str,
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    client_secret: Option<&'a str>,
+                    redirect_uris: &'a [String],
+                    scope: String,
+                }
+                let out = Out {
+                    client_id: &r.client.id,
+                    client_secret: r.secret.as_ref().map(|s| s.as_str()),
+                    redirect_uris: &r.client.redirect_uris,
+                    scope: r.client.scopes.join(" "),
+                };
+                println!("{}", serde_json::to_string(&out).unwrap_or_default());
+                0
+            }
+            Err(e) => client_failure(e),
+        }
+    })
+}
+
+/// `tessera client list`: every client as a JSON array (never a secret).
+pub fn client_list(config_file: Option<PathBuf>, database: Option<String>) -> i32 {
+    let config = match database_config(config_file, database) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    with_store(&config, async |store| {
+        match crate::flows::list_clients(store).await {
+            Ok(clients) => {
+                let out: Vec<serde_json::Value> = clients
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "client_id": c.id,
+                            "token_endpoint_auth_method": if c.secret_hash.is_some() {
+                                "client_secret_basic"
+                            } else {
+                                "none"
+                            },
+                            "redirect_uris": c.redirect_uris,
+                            "post_logout_redirect_uris": c.post_logout_redirect_uris,
+                            "grant_types": c.grants,
+                            "scope": c.scopes.join(" "),
+                            "client_id_issued_at": c.created_at,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(out));
+                0
+            }
+            Err(e) => client_failure(e),
+        }
+    })
+}
+
+/// `tessera client remove ID`: removes the client and its refresh families. 1 when
+/// there is no such client.
+pub fn client_remove(id: &str, config_file: Option<PathBuf>, database: Option<String>) -> i32 {
+    let config = match database_config(config_file, database) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    with_store(&config, async |store| {
+        match crate::flows::remove_client(store, id).await {
+            Ok(()) => {
+                println!(
+                    "{}",
+                    serde_json::json!({ "client_id": id, "removed": true })
+                );
+                0
+            }
+            Err(e) => client_failure(e),
+        }
+    })
+}
+
+fn client_failure(e: ClientError) -> i32 {
+    match e {
+        ClientError::Invalid(m) => usage(&m),
+        ClientError::Taken => {
+            eprintln!("tessera: the client id is taken");
+            1
+        }
+        ClientError::NotFound => {
+            eprintln!("tessera: no such client");
+            1
+        }
+        e => {
+            eprintln!("tessera: {e}");
+            1
+        }
+    }
+}
+
+/// The configuration of a command that opens the database: defaults, a file, the
+/// environment, then `--database`; `Err(2)` when it is not valid.
+fn database_config(config_file: Option<PathBuf>, database: Option<String>) -> Result<Config, i32> {
+    let mut config = Config::load(config_file.as_deref()).map_err(|e| usage(&e.to_string()))?;
+    if let Some(d) = database {
+        config.database = d;
+    }
+    config.validate().map_err(|e| usage(&e.to_string()))?;
+    Ok(config)
+}
+
+/// Runs `f` on the store of `config` (created and migrated if absent), then closes
+/// it; 1 when the store cannot be opened.
+fn with_store(config: &Config, f: impl AsyncFnOnce(&dyn crate::store::Store) -> i32) -> i32 {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let store = match startup::open_store(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("tessera: {e}");
+                return 1;
+            }
+        };
+        let code = f(store.as_ref()).await;
+        store.close().await;
+        code
     })
 }
 

@@ -89,6 +89,12 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// The `scope` claim of `/auth` access tokens.
     pub scope: String,
+    /// Scopes of the deployment's APIs that OAuth discovery names in
+    /// `scopes_supported`, after `openid`, `profile` and `offline_access`
+    /// (comma-separated in the environment). Clients may be registered with other
+    /// scopes too: discovery need not name them all (RFC 8414 §2).
+    #[serde(deserialize_with = "string_list")]
+    pub oauth_scopes: Vec<String>,
     /// How often the server re-reads signing keys from the database (a rotation by
     /// the CLI takes effect within this interval).
     #[serde(deserialize_with = "duration")]
@@ -140,6 +146,7 @@ impl Default for Config {
             key_encryption_key_file: None,
             max_body_bytes: 64 * 1024,
             scope: "api".into(),
+            oauth_scopes: Vec::new(),
             key_reload_interval: 5,
             http_read_timeout: 30,
             redis: None,
@@ -256,6 +263,10 @@ impl Config {
                         .into(),
                 ));
             }
+        }
+        for s in &self.oauth_scopes {
+            crate::domain::ScopeToken::parse(s)
+                .map_err(|e| ConfigError(format!("oauth_scopes: {e}")))?;
         }
         if self.refresh_reuse_interval < 0 {
             return Err(ConfigError(
@@ -476,6 +487,7 @@ const KEYS: &[&str] = &[
     "key_encryption_key_file",
     "max_body_bytes",
     "scope",
+    "oauth_scopes",
     "key_reload_interval",
     "http_read_timeout",
     "redis",
@@ -497,6 +509,7 @@ fn env_value(key: &str, value: &str) -> toml::Value {
         "cors_allow_origins",
         "trusted_proxies",
         "revocation_feed_tokens",
+        "oauth_scopes",
     ]
     .contains(&key)
     {

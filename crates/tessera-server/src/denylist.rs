@@ -127,7 +127,13 @@ impl Denylist {
 
     /// Whether a token with these claims is revoked at `now`.
     pub fn is_denied(&self, c: &AccessClaims, now: i64) -> bool {
-        self.is_denied_parts(Some(&c.jti), Some(&c.sid), Some(&c.sub), Some(c.iat), now)
+        self.is_denied_parts(
+            Some(&c.jti),
+            c.sid.as_deref(),
+            Some(&c.sub),
+            Some(c.iat),
+            now,
+        )
     }
 
     /// Whether a token with these identifiers is revoked at `now`.
@@ -208,18 +214,14 @@ mod tests {
     use super::*;
 
     fn claims(jti: &str, sid: &str, sub: &str, iat: i64) -> AccessClaims {
-        AccessClaims {
+        let issue = crate::tokens::Issue {
             iss: "i".into(),
-            sub: sub.into(),
             aud: "a".into(),
-            exp: iat + 900,
             iat,
+            exp: iat + 900,
             jti: jti.into(),
-            sid: sid.into(),
-            roles: vec![],
-            scope: String::new(),
-            username: "u".into(),
-        }
+        };
+        AccessClaims::session(issue, sub, sid, "u", vec![], "")
     }
 
     fn entry(kind: DenyKind, value: &str, cutoff: i64, expires_at: i64) -> DenyEntry {

@@ -1,9 +1,13 @@
 //! Parsed input: a value of these types has passed its rules.
 
+pub mod oauth;
+
 use std::fmt;
 
 use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;
+
+pub use oauth::{ClientId, GrantType, RedirectUri, Scope, ScopeToken};
 
 /// A username: NFKC, lower-cased (as RFC 8265's UsernameCaseMapped profile maps
 /// case) with the case foldings that lower case misses (ß and ẞ to ss, final ς to σ,
@@ -14,7 +18,7 @@ use zeroize::Zeroizing;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Username(String);
 
-/// Why a username or password was refused.
+/// Why an input was refused (a username, a password, a client id, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidInput(pub &'static str);
 

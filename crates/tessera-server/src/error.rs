@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::flows::AuthError;
+use crate::flows::{AuthError, OAuthError};
 
 /// Seconds a client is told to wait when the database does not answer.
 pub const UNAVAILABLE_RETRY_AFTER: i64 = 5;
@@ -179,6 +179,41 @@ impl ApiError {
             "invalid_request",
             "the request body is too large",
         )
+    }
+}
+
+impl ApiError {
+    /// 401 `invalid_client` with `WWW-Authenticate: Basic realm="tessera"`: the
+    /// client did not authenticate. RFC 6749 §5.2 asks for 401 and the challenge when
+    /// Basic was used and allows 400 otherwise; the answer is 401 always (a 401
+    /// carries a challenge, RFC 9110 §15.5.2), as most providers answer.
+    pub fn invalid_client(description: impl Into<Cow<'static, str>>) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description);
+        e.www_authenticate = Some("Basic realm=\"tessera\"");
+        e
+    }
+
+    /// 501: an endpoint that discovery names but a later part of this server fills.
+    pub fn not_implemented(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", description)
+    }
+}
+
+impl From<OAuthError> for ApiError {
+    fn from(e: OAuthError) -> Self {
+        let bad = |code, m| Self::new(StatusCode::BAD_REQUEST, code, m);
+        match e {
+            OAuthError::InvalidRequest(m) => Self::invalid_request(m),
+            OAuthError::InvalidClient(m) => Self::invalid_client(m),
+            OAuthError::InvalidGrant(m) => bad("invalid_grant", m),
+            OAuthError::UnauthorizedClient(m) => bad("unauthorized_client", m),
+            OAuthError::UnsupportedGrantType(m) => bad("unsupported_grant_type", m),
+            OAuthError::InvalidScope(m) => bad("invalid_scope", m),
+            OAuthError::UnsupportedTokenType(m) => bad("unsupported_token_type", m),
+            OAuthError::RateLimited(secs) => Self::rate_limited(secs),
+            OAuthError::Unavailable(cause) => Self::unavailable(cause),
+            OAuthError::Internal(cause) => Self::internal(cause),
+        }
     }
 }
 

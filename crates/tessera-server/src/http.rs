@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use crate::crypto;
 use crate::error::ApiError;
-use crate::flows::Core;
+use crate::flows::{AuthMethod, ClientCredentials, Core};
 use crate::proxy::TrustedProxies;
 use crate::tokens::AccessClaims;
 
@@ -208,6 +208,214 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     }
 }
 
+/// An `application/x-www-form-urlencoded` body, as the OAuth endpoints take it
+/// (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1), whose rejection is our error
+/// shape: another content type (JSON included) is 400 `invalid_request`, as is an
+/// OAuth parameter given twice ([`OAUTH_PARAMETERS`]); a parameter without a value
+/// is treated as omitted (RFC 6749 §3.1). Other parameters are ignored, as RFC 6749
+/// §3.1 asks, however often they come.
+#[derive(Debug)]
+pub struct OAuthForm(pub FormParams);
+
+/// The request parameters of the OAuth endpoints (RFC 6749, 7009, 7636, 7662, 8707,
+/// OpenID Connect Core): each may be given once; the endpoints read no other.
+pub const OAUTH_PARAMETERS: &[&str] = &[
+    "grant_type",
+    "scope",
+    "client_id",
+    "client_secret",
+    "token",
+    "token_type_hint",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+    "refresh_token",
+    "resource",
+];
+
+/// The parameters of a form body. Their values may be secrets: `Debug` prints the
+/// names only.
+#[derive(Default)]
+pub struct FormParams(Vec<(String, zeroize::Zeroizing<String>)>);
+
+impl std::fmt::Debug for FormParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
+
+impl FormParams {
+    /// Parses a form body, keeping the parameters named in `known`; `Err(name)`
+    /// names one of them given twice.
+    pub fn parse(body: &[u8], known: &[&str]) -> Result<Self, String> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out: Vec<(String, zeroize::Zeroizing<String>)> = Vec::new();
+        for (k, v) in form_urlencoded::parse(body) {
+            if !known.contains(&k.as_ref()) {
+                continue;
+            }
+            // A parameter given twice, once empty, is still given twice.
+            if !seen.insert(k.clone()) {
+                return Err(k.into_owned());
+            }
+            if !v.is_empty() {
+                out.push((k.into_owned(), zeroize::Zeroizing::new(v.into_owned())));
+            }
+        }
+        Ok(Self(out))
+    }
+
+    /// The value of parameter `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        if !form_content_type(req.headers()) {
+            return Err(ApiError::invalid_request(
+                "the body must be application/x-www-form-urlencoded (RFC 6749 section 3.2), not JSON",
+            ));
+        }
+        let bytes = read_body(req).await?;
+        FormParams::parse(&bytes, OAUTH_PARAMETERS)
+            .map(Self)
+            .map_err(|name| {
+                ApiError::invalid_request(format!(
+                    "{name} is given more than once (RFC 6749 section 3.2)"
+                ))
+            })
+    }
+}
+
+/// Whether the Content-Type is `application/x-www-form-urlencoded` (with no charset
+/// but UTF-8).
+fn form_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        && parts.all(|param| match param.split_once('=') {
+            Some((name, v)) if name.trim().eq_ignore_ascii_case("charset") => {
+                let v = v.trim().trim_matches('"');
+                v.eq_ignore_ascii_case("utf-8") || v.eq_ignore_ascii_case("utf8")
+            }
+            _ => true,
+        })
+}
+
+/// The client credentials of an OAuth request (RFC 6749 §2.3.1): HTTP Basic, whose
+/// id and secret are each form-urlencoded before they are joined with `:`, or
+/// `client_id` and `client_secret` in the body, or `client_id` alone (a public
+/// client). `Ok(None)` when there are none. Two methods at once, or a body
+/// `client_id` other than the Basic one, is `invalid_request`; Basic credentials
+/// that do not decode are `invalid_client`. An `Authorization` header of another
+/// scheme carries no client credentials and is ignored.
+pub fn client_credentials(
+    headers: &HeaderMap,
+    form: &FormParams,
+) -> Result<Option<ClientCredentials>, ApiError> {
+    let basic = basic_credentials(headers)?;
+    let body_id = form.get("client_id");
+    let body_secret = form.get("client_secret");
+    Ok(match (basic, body_id, body_secret) {
+        (Some(_), _, Some(_)) => {
+            return Err(ApiError::invalid_request(
+                "the client authenticated twice (HTTP Basic and client_secret in the body); use one method",
+            ));
+        }
+        (Some(b), Some(id), None) if id != b.client_id => {
+            return Err(ApiError::invalid_request(
+                "client_id in the body is not the client of the Authorization header",
+            ));
+        }
+        (Some(b), _, None) => Some(b),
+        (None, Some(id), Some(secret)) => Some(ClientCredentials {
+            client_id: id.to_string(),
+            secret: Some(zeroize::Zeroizing::new(secret.to_string())),
+            method: AuthMethod::ClientSecretPost,
+        }),
+        (None, Some(id), None) => Some(ClientCredentials {
+            client_id: id.to_string(),
+            secret: None,
+            method: AuthMethod::None,
+        }),
+        // A secret without an id authenticates no one.
+        (None, None, _) => None,
+    })
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<ClientCredentials>, ApiError> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::invalid_request(
+            "the request has more than one Authorization header",
+        ));
+    }
+    let Ok(value) = value.to_str() else {
+        return Ok(None);
+    };
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let garbled = || ApiError::invalid_client("the Basic credentials are not base64 of id:secret");
+    let encoded = rest.trim_matches(' ');
+    let decoded = zeroize::Zeroizing::new(
+        STANDARD
+            .decode(encoded)
+            .or_else(|_| STANDARD_NO_PAD.decode(encoded))
+            .map_err(|_| garbled())?,
+    );
+    let text = std::str::from_utf8(&decoded).map_err(|_| garbled())?;
+    let (id, secret) = text.split_once(':').ok_or_else(garbled)?;
+    let id = form_decode(id).ok_or_else(garbled)?;
+    let secret = zeroize::Zeroizing::new(form_decode(secret).ok_or_else(garbled)?);
+    Ok(Some(if secret.is_empty() {
+        // `id:` with no secret: a public client naming itself.
+        ClientCredentials {
+            client_id: id,
+            secret: None,
+            method: AuthMethod::None,
+        }
+    } else {
+        ClientCredentials {
+            client_id: id,
+            secret: Some(secret),
+            method: AuthMethod::ClientSecretBasic,
+        }
+    }))
+}
+
+/// The application/x-www-form-urlencoded decoding of one value: `+` is a space,
+/// `%XX` a byte; `None` when the bytes are not UTF-8.
+fn form_decode(s: &str) -> Option<String> {
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
+}
+
 /// A path parameter whose rejection (say, percent-encoded bytes that are not UTF-8)
 /// is our error shape.
 #[derive(Debug)]
@@ -347,11 +555,14 @@ fn user_agent(headers: &HeaderMap) -> Option<String> {
         .map(|s| s.chars().take(256).collect())
 }
 
-/// A request authenticated by a bearer token, or by the access-token cookie (then
-/// a state-changing request must pass the CSRF check).
+/// A request authenticated by the access token of an `/auth` session, as a bearer
+/// token or in the access-token cookie (then a state-changing request must pass the
+/// CSRF check). An OAuth client's token (one without `sid`, or with `client_id`) is
+/// refused with 401 `invalid_token`: it is not for the `/auth` routes.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
-    /// The verified claims.
+    /// The verified claims, of an `/auth` session token ([`AccessClaims::session_id`]
+    /// is `Some`).
     pub claims: Arc<AccessClaims>,
     /// Whether the cookie carried the token.
     pub via_cookie: bool,
@@ -376,10 +587,7 @@ impl FromRequestParts<AppState> for Authenticated {
             let Some(token) = token else {
                 return Err(ApiError::missing_token());
             };
-            let claims = core
-                .verify_access(token)
-                .await
-                .map_err(|r| ApiError::invalid_token(r.0))?;
+            let claims = session_token(core.verify_access(token).await)?;
             return Ok(Self {
                 claims,
                 via_cookie: false,
@@ -388,12 +596,10 @@ impl FromRequestParts<AppState> for Authenticated {
         let Some(token) = cookie(&parts.headers, state.cookies.access_name()) else {
             return Err(ApiError::missing_token());
         };
-        let claims = core
-            .verify_access(token)
-            .await
-            .map_err(|r| ApiError::invalid_token(r.0))?;
+        let claims = session_token(core.verify_access(token).await)?;
+        let sid = claims.session_id().unwrap_or_default();
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if !safe && !csrf_ok(&parts.headers, Some(&core.csrf_for(&claims.sid))) {
+        if !safe && !csrf_ok(&parts.headers, Some(&core.csrf_for(sid))) {
             return Err(ApiError::csrf());
         }
         Ok(Self {
@@ -403,9 +609,98 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
+/// The claims of a verified token if it is an `/auth` session's; 401 otherwise.
+fn session_token(
+    verified: Result<Arc<AccessClaims>, crate::tokens::Refused>,
+) -> Result<Arc<AccessClaims>, ApiError> {
+    let claims = verified.map_err(|r| ApiError::invalid_token(r.0))?;
+    if claims.session_id().is_none() {
+        return Err(ApiError::invalid_token(
+            "this route takes the access token of an /auth session, not an OAuth client's",
+        ));
+    }
+    Ok(claims)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn basic(user_pass: &str) -> HeaderMap {
+        use base64::Engine as _;
+        let mut h = HeaderMap::new();
+        let v = base64::engine::general_purpose::STANDARD.encode(user_pass);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {v}")).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn basic_credentials_are_form_urldecoded() {
+        let c = client_credentials(&basic("my%20app:s%3Ac+r%2Bt"), &FormParams::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.client_id, "my app");
+        assert_eq!(c.secret.as_deref().map(String::as_str), Some("s:c r+t"));
+        assert_eq!(c.method, AuthMethod::ClientSecretBasic);
+        let c = client_credentials(&basic("pub:"), &FormParams::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.secret.is_none(), c.method), (true, AuthMethod::None));
+        for bad in ["no-colon", "a:%ff"] {
+            let e = client_credentials(&basic(bad), &FormParams::default()).unwrap_err();
+            assert_eq!(
+                (e.status().as_u16(), e.code()),
+                (401, "invalid_client"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_client_authentication_method_at_a_time() {
+        let form = |body: &str| FormParams::parse(body.as_bytes(), OAUTH_PARAMETERS).unwrap();
+        let e = client_credentials(&basic("a:s"), &form("client_secret=s")).unwrap_err();
+        assert_eq!(e.code(), "invalid_request");
+        let e = client_credentials(&basic("a:s"), &form("client_id=b")).unwrap_err();
+        assert_eq!(e.code(), "invalid_request");
+        let c = client_credentials(&basic("a:s"), &form("client_id=a"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.method, AuthMethod::ClientSecretBasic);
+        let c = client_credentials(&HeaderMap::new(), &form("client_id=a&client_secret=s"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.method, AuthMethod::ClientSecretPost);
+        assert!(
+            client_credentials(&HeaderMap::new(), &form("client_secret=s"))
+                .unwrap()
+                .is_none()
+        );
+        // Another scheme carries no client credentials.
+        let mut bearer = HeaderMap::new();
+        bearer.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
+        assert!(client_credentials(&bearer, &form("")).unwrap().is_none());
+    }
+
+    #[test]
+    fn form_parameters_are_given_once_and_empty_ones_are_omitted() {
+        let known = &["a", "b", "c"];
+        let f = FormParams::parse(b"a=1&b=&c=x+y%21&d=1&d=2", known).unwrap();
+        assert_eq!(f.get("a"), Some("1"));
+        assert_eq!(f.get("b"), None);
+        assert_eq!(f.get("c"), Some("x y!"));
+        assert_eq!(
+            f.get("d"),
+            None,
+            "unknown parameters are ignored, however often"
+        );
+        assert_eq!(FormParams::parse(b"a=1&a=2", known).unwrap_err(), "a");
+        assert_eq!(FormParams::parse(b"a=&a=2", known).unwrap_err(), "a");
+        assert!(!format!("{f:?}").contains("x y"), "values never print");
+    }
 
     #[test]
     fn json_content_types() {

@@ -1,5 +1,7 @@
 //! Prometheus metrics on `prometheus-client`: per-route request counts and latency
-//! histograms, token operations, login failures.
+//! histograms, token operations, login failures, OAuth token requests per grant and
+//! outcome, and OAuth operations (client authentication failures, introspections,
+//! revocations).
 //!
 //! Every label has a fixed set of values, so that no client can grow the page: the
 //! method is one of the methods the server routes (anything else is `other`), the
@@ -78,6 +80,109 @@ impl EncodeLabelValue for TokenOp {
     }
 }
 
+/// The grant of an OAuth token request, as a label: one of the three this server
+/// knows, or `other` (whatever a client sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GrantLabel {
+    /// `authorization_code`.
+    AuthorizationCode,
+    /// `refresh_token`.
+    RefreshToken,
+    /// `client_credentials`.
+    ClientCredentials,
+    /// Anything else, or none.
+    Other,
+}
+
+impl GrantLabel {
+    const ALL: [GrantLabel; 4] = [
+        Self::AuthorizationCode,
+        Self::RefreshToken,
+        Self::ClientCredentials,
+        Self::Other,
+    ];
+
+    /// The label of a `grant_type` parameter.
+    pub fn of(grant_type: Option<&str>) -> Self {
+        match grant_type {
+            Some("authorization_code") => Self::AuthorizationCode,
+            Some("refresh_token") => Self::RefreshToken,
+            Some("client_credentials") => Self::ClientCredentials,
+            _ => Self::Other,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl EncodeLabelValue for GrantLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> fmt::Result {
+        encoder.write_str(self.name())
+    }
+}
+
+/// What became of a token request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Outcome {
+    Issued,
+    Refused,
+}
+
+impl EncodeLabelValue for Outcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> fmt::Result {
+        encoder.write_str(match self {
+            Self::Issued => "issued",
+            Self::Refused => "refused",
+        })
+    }
+}
+
+/// OAuth operations counted in `tessera_oauth_operations_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OAuthOp {
+    /// A client failed to authenticate (wrong secret, unknown client).
+    ClientAuthFailure,
+    /// An introspection answered `active: true`.
+    IntrospectionActive,
+    /// An introspection answered `active: false`.
+    IntrospectionInactive,
+    /// A token was revoked at `/oauth/revoke`.
+    Revocation,
+}
+
+impl OAuthOp {
+    const ALL: [OAuthOp; 4] = [
+        Self::ClientAuthFailure,
+        Self::IntrospectionActive,
+        Self::IntrospectionInactive,
+        Self::Revocation,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::ClientAuthFailure => "client_auth_failure",
+            Self::IntrospectionActive => "introspection_active",
+            Self::IntrospectionInactive => "introspection_inactive",
+            Self::Revocation => "revocation",
+        }
+    }
+}
+
+impl EncodeLabelValue for OAuthOp {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> fmt::Result {
+        encoder.write_str(self.name())
+    }
+}
+
 /// An HTTP method as a label: the ones a route of ours takes, or `other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum MethodLabel {
@@ -143,6 +248,17 @@ struct OpLabels {
     op: TokenOp,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct GrantLabels {
+    grant: GrantLabel,
+    outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OAuthOpLabels {
+    op: OAuthOp,
+}
+
 type HistogramFamily = Family<LatencyLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -156,6 +272,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
     ops: Family<OpLabels, Counter>,
+    grants: Family<GrantLabels, Counter>,
+    oauth_ops: Family<OAuthOpLabels, Counter>,
     login_failures: Counter,
     rate_limited: Counter,
     denylist_entries: Gauge,
@@ -189,6 +307,26 @@ impl Metrics {
             drop(ops.get_or_create(&OpLabels { op }));
         }
         registry.register("tessera_token_operations", "Token operations", ops.clone());
+        let grants = Family::<GrantLabels, Counter>::default();
+        for grant in GrantLabel::ALL {
+            for outcome in [Outcome::Issued, Outcome::Refused] {
+                drop(grants.get_or_create(&GrantLabels { grant, outcome }));
+            }
+        }
+        registry.register(
+            "tessera_oauth_token_requests",
+            "OAuth token endpoint requests by grant and outcome",
+            grants.clone(),
+        );
+        let oauth_ops = Family::<OAuthOpLabels, Counter>::default();
+        for op in OAuthOp::ALL {
+            drop(oauth_ops.get_or_create(&OAuthOpLabels { op }));
+        }
+        registry.register(
+            "tessera_oauth_operations",
+            "OAuth operations: client authentication failures, introspections, revocations",
+            oauth_ops.clone(),
+        );
         let login_failures = Counter::default();
         registry.register(
             "tessera_login_failures",
@@ -212,6 +350,8 @@ impl Metrics {
             requests,
             latency,
             ops,
+            grants,
+            oauth_ops,
             login_failures,
             rate_limited,
             denylist_entries,
@@ -241,6 +381,23 @@ impl Metrics {
     /// Counts a token operation.
     pub fn op(&self, op: TokenOp) {
         self.ops.get_or_create(&OpLabels { op }).inc();
+    }
+
+    /// Counts a token endpoint request of `grant`: tokens issued, or refused.
+    pub fn grant(&self, grant: GrantLabel, issued: bool) {
+        let outcome = if issued {
+            Outcome::Issued
+        } else {
+            Outcome::Refused
+        };
+        self.grants
+            .get_or_create(&GrantLabels { grant, outcome })
+            .inc();
+    }
+
+    /// Counts an OAuth operation.
+    pub fn oauth(&self, op: OAuthOp) {
+        self.oauth_ops.get_or_create(&OAuthOpLabels { op }).inc();
     }
 
     /// Counts a failed login or refresh.

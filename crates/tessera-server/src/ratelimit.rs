@@ -40,6 +40,15 @@ impl LimitKey {
         Self { key, max }
     }
 
+    /// The counter of an OAuth client's authentications, by its client id (empty for
+    /// an id that does not parse: all such guesses share one counter).
+    pub fn client(client_id: &str, max: u32) -> Self {
+        Self {
+            key: format!("client:{client_id}"),
+            max,
+        }
+    }
+
     /// The counter's key.
     pub fn name(&self) -> &str {
         &self.key

@@ -151,6 +151,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         }),
         account_failures: config.rate_limit_account_failures,
         address_failures: config.rate_limit_address_failures,
+        scopes_supported: config.oauth_scopes.clone(),
     };
     let mut limiter = Limiter::new(config.rate_limits == Switch::On, config.rate_limit_window);
     if config.rate_limits == Switch::Off {

@@ -124,7 +124,7 @@ async fn the_verified_token_cache_survives_reloads_and_fills_gradually() {
     use tessera_jose::jws::Header;
     use tessera_jose::{Algorithm, Curve, Jwk, JwkSet, jwt};
     use tessera_server::denylist::Denylist;
-    use tessera_server::tokens::{AccessClaims, CACHE_ENTRIES, Verifier};
+    use tessera_server::tokens::{AccessClaims, CACHE_ENTRIES, Issue, Verifier};
 
     let clock = Arc::new(ManualClock::starting_now());
     let key = |kid: &str| {
@@ -144,18 +144,14 @@ async fn the_verified_token_cache_survives_reloads_and_fills_gradually() {
     );
     let now = clock.now();
     let token = |k: &Jwk, n: usize| {
-        let claims = AccessClaims {
+        let issue = Issue {
             iss: "https://i".into(),
-            sub: "u".into(),
             aud: "https://i".into(),
-            exp: now + 900,
             iat: now,
+            exp: now + 900,
             jti: format!("j{n}"),
-            sid: "s".into(),
-            roles: vec![],
-            scope: "api".into(),
-            username: "ada".into(),
         };
+        let claims = AccessClaims::session(issue, "u", "s", "ada", vec![], "api");
         let header = Header::new(Algorithm::ES256)
             .with_typ("at+jwt")
             .with_kid(k.kid().unwrap());

@@ -57,6 +57,7 @@ fn family(id: &str, created_at: i64, last_used_at: i64) -> Family {
         last_used_at,
         user_agent: None,
         ip: None,
+        client_id: None,
     }
 }
 

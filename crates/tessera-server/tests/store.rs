@@ -11,8 +11,8 @@ use std::sync::Arc;
 use common::{Backend, TestDb};
 use tessera_server::config::Database;
 use tessera_server::store::{
-    self, DenyEntry, DenyKind, Family, FamilyPolicy, KeyState, NewRefresh, Revoked, RotateRequest,
-    Rotation, SessionLimit, Store, StoreError, StoredKey, User,
+    self, Client, DenyEntry, DenyKind, Family, FamilyPolicy, KeyState, NewRefresh, Revoked,
+    RotateRequest, Rotation, SessionLimit, Store, StoreError, StoredKey, User,
 };
 
 /// One case's database and a store open on it.
@@ -95,6 +95,9 @@ contract! {
     keys_rotate_and_retire,
     concurrent_key_rotations_keep_one_current_and_one_next,
     a_reader_following_the_cursor_misses_no_concurrent_revocation,
+    clients_are_created_read_listed_and_removed,
+    a_clients_families_are_its_and_go_with_it,
+    an_unspent_refresh_token_is_told_from_a_spent_one,
 }
 
 const T0: i64 = 1_700_000_000;
@@ -122,6 +125,7 @@ fn family(user: &User, id: &str, at: i64) -> Family {
         last_used_at: at,
         user_agent: Some(format!("agent {id}")),
         ip: Some("192.0.2.7".into()),
+        client_id: None,
     }
 }
 
@@ -1123,4 +1127,157 @@ async fn an_unreachable_or_garbled_postgres_url_is_an_error() {
             Ok(_) => panic!("{url}: opened"),
         }
     }
+}
+
+fn client(id: &str, secret: Option<&str>) -> Client {
+    Client {
+        id: id.into(),
+        secret_hash: secret.map(hash),
+        redirect_uris: vec![
+            format!("https://{id}.example/cb"),
+            "com.example.app:/cb".into(),
+        ],
+        post_logout_redirect_uris: vec![format!("https://{id}.example/bye")],
+        grants: vec!["authorization_code".into(), "refresh_token".into()],
+        scopes: vec!["openid".into(), "orders:read".into()],
+        created_at: T0,
+    }
+}
+
+async fn clients_are_created_read_listed_and_removed(ctx: &Ctx) {
+    let store = ctx.store.as_ref();
+    let confidential = client("web", Some("secret"));
+    let public = client("Native-App", None);
+    store.create_client(&confidential).await.unwrap();
+    store.create_client(&public).await.unwrap();
+    // Another node, or the CLI beside a server, sees them at once.
+    let other = ctx.another().await;
+    assert_eq!(
+        other.client_by_id("web").await.unwrap(),
+        Some(confidential.clone())
+    );
+    assert_eq!(
+        other.client_by_id("Native-App").await.unwrap(),
+        Some(public.clone())
+    );
+    assert_eq!(other.client_by_id("nobody").await.unwrap(), None);
+    assert_eq!(
+        other.client_by_id("WEB").await.unwrap(),
+        None,
+        "ids are exact"
+    );
+    other.close().await;
+
+    // The id is unique, whatever else differs.
+    assert!(matches!(
+        store.create_client(&client("web", None)).await,
+        Err(StoreError::Conflict)
+    ));
+    // Listed in bytewise order of id, on both databases.
+    store.create_client(&client("a-app", None)).await.unwrap();
+    let ids: Vec<String> = store
+        .clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, ["Native-App", "a-app", "web"]);
+
+    assert!(store.delete_client("web").await.unwrap());
+    assert!(!store.delete_client("web").await.unwrap());
+    assert_eq!(store.client_by_id("web").await.unwrap(), None);
+    assert_eq!(store.clients().await.unwrap().len(), 2);
+    // A secret never prints.
+    assert!(!format!("{confidential:?}").contains("hash:secret"));
+}
+
+async fn a_clients_families_are_its_and_go_with_it(ctx: &Ctx) {
+    let store = ctx.store.as_ref();
+    store
+        .create_client(&client("web", Some("s")))
+        .await
+        .unwrap();
+    let ada = logged_in(store, "ada", "login", "L", T0).await;
+    let mut granted = family(&ada, "grant", T0);
+    granted.client_id = Some("web".into());
+    store
+        .create_family(&granted, &token("G"), POLICY, None)
+        .await
+        .unwrap();
+    let of = |t: &'static str| async move {
+        store
+            .family_of_refresh(&hash(t), T0 + 1, POLICY)
+            .await
+            .unwrap()
+    };
+    assert_eq!(of("G").await.unwrap().client_id.as_deref(), Some("web"));
+    assert_eq!(of("L").await.unwrap().client_id, None);
+    // The client id survives rotation (the family read back after the update).
+    let Rotation::Rotated { family, .. } = store
+        .rotate_refresh(&rotate("G", "G2", T0 + 10))
+        .await
+        .unwrap()
+    else {
+        panic!("a fresh token rotates");
+    };
+    assert_eq!(family.client_id.as_deref(), Some("web"));
+    let live = store.live_families(&ada.id, T0 + 10, POLICY).await.unwrap();
+    assert_eq!(
+        live.iter()
+            .map(|f| (f.id.as_str(), f.client_id.as_deref()))
+            .collect::<Vec<_>>(),
+        [("login", None), ("grant", Some("web"))]
+    );
+    // Removing the client ends its families (and their tokens); the login stays.
+    assert!(store.delete_client("web").await.unwrap());
+    assert!(of("G2").await.is_none());
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate("G2", "G3", T0 + 20))
+            .await
+            .unwrap(),
+        Rotation::Unknown
+    ));
+    assert!(of("L").await.is_some());
+}
+
+async fn an_unspent_refresh_token_is_told_from_a_spent_one(ctx: &Ctx) {
+    let store = ctx.store.as_ref();
+    let ada = logged_in(store, "ada", "fam", "A", T0).await;
+    let unspent = |t: &'static str, at: i64| async move {
+        store
+            .unspent_refresh_family(&hash(t), at, POLICY)
+            .await
+            .unwrap()
+            .map(|f| f.id)
+    };
+    assert_eq!(unspent("A", T0 + 1).await.as_deref(), Some("fam"));
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate("A", "B", T0 + 2))
+            .await
+            .unwrap(),
+        Rotation::Rotated { .. }
+    ));
+    assert_eq!(unspent("A", T0 + 3).await, None, "spent");
+    assert_eq!(unspent("B", T0 + 3).await.as_deref(), Some("fam"));
+    // family_of_refresh still finds the family of the spent one (logout uses it).
+    assert!(
+        store
+            .family_of_refresh(&hash("A"), T0 + 3, POLICY)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(unspent("nothing", T0 + 3).await, None);
+    // Idle past the policy, or revoked: no longer.
+    assert_eq!(unspent("B", T0 + 2 + POLICY.idle).await, None);
+    assert!(
+        store
+            .revoke_family("fam", Some(&ada.id), T0 + 4, "test")
+            .await
+            .unwrap()
+    );
+    assert_eq!(unspent("B", T0 + 5).await, None);
 }

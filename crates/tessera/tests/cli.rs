@@ -2130,3 +2130,243 @@ fn an_unreachable_postgres_is_an_error_not_a_hang_or_a_panic() {
     );
     out.fails(1, "database unavailable");
 }
+
+// ----- tessera client ------------------------------------------------------------------
+
+/// The keys of a JSON object, sorted.
+fn keys_of(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+/// `client add`, `list` and `remove` on one database, with `env`; returns the
+/// confidential client's secret.
+fn client_commands_work(dir: &TempDir, db: &str, env: &[(&str, &str)]) -> String {
+    let client = |args: &[&str]| {
+        let mut all = vec!["client"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--database", db]);
+        run_env(dir, &all, None, env)
+    };
+    // A confidential client: its secret, shown once; scopes repeated or space-separated.
+    let out = client(&[
+        "add",
+        "svc",
+        "--secret",
+        "--scope",
+        "api",
+        "--scope",
+        "orders:read orders:write",
+        "--grant",
+        "client_credentials",
+    ]);
+    out.ok();
+    let v = out.json();
+    assert_eq!(
+        keys_of(&v),
+        ["client_id", "client_secret", "redirect_uris", "scope"]
+    );
+    assert_eq!(v["client_id"], "svc");
+    assert_eq!(v["scope"], "api orders:read orders:write");
+    assert_eq!(v["redirect_uris"], json!([]));
+    let secret = v["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 43, "256 bits, base64url");
+    // A public client: no secret; redirect URIs as given; the default grants.
+    let out = client(&[
+        "add",
+        "spa",
+        "--redirect-uri",
+        "https://spa.example/cb",
+        "--redirect-uri",
+        "com.example.app:/cb",
+        "--post-logout-redirect-uri",
+        "https://spa.example/bye",
+        "--scope",
+        "openid",
+    ]);
+    out.ok();
+    let v = out.json();
+    assert_eq!(keys_of(&v), ["client_id", "redirect_uris", "scope"]);
+    assert_eq!(
+        v["redirect_uris"],
+        json!(["https://spa.example/cb", "com.example.app:/cb"])
+    );
+    assert_eq!(v["scope"], "openid");
+    // A confidential client with the default grants: client_credentials among them.
+    let out = client(&[
+        "add",
+        "web",
+        "--secret",
+        "--redirect-uri",
+        "https://web.example/cb",
+    ]);
+    out.ok();
+    let web_secret = out.json()["client_secret"].as_str().unwrap().to_owned();
+
+    // Refusals: a taken id exits 1; values that break a rule, and bad flags, exit 2.
+    client(&["add", "svc", "--secret", "--grant", "client_credentials"])
+        .fails(1, "the client id is taken");
+    client(&["add", "pub", "--grant", "client_credentials"]).fails(2, "public client");
+    client(&["add", "pub", "--redirect-uri", "http://app.example/cb"]).fails(2, "loopback");
+    client(&["add", "pub", "--redirect-uri", "https://app.example/cb#x"]).fails(2, "fragment");
+    client(&["add", "pub", "--redirect-uri", "cb"]).fails(2, "not absolute");
+    client(&["add", "a b", "--redirect-uri", "https://a.example/cb"]).fails(2, "client id");
+    client(&[
+        "add",
+        "pub",
+        "--redirect-uri",
+        "https://a.example/cb",
+        "--scope",
+        "a\"b",
+    ])
+    .fails(2, "scope");
+    client(&[
+        "add",
+        "pub",
+        "--redirect-uri",
+        "https://a.example/cb",
+        "--grant",
+        "password",
+    ])
+    .fails(2, "grant");
+    client(&["add", "pub"]).fails(2, "needs at least one --redirect-uri");
+    client(&["add", "pub", "--bogus"]).fails(2, "--bogus");
+
+    // The list: every client by id, never a secret.
+    let out = client(&["list"]);
+    out.ok();
+    assert!(!out.text().contains(&secret) && !out.text().contains(&web_secret));
+    assert!(!out.text().contains("secret\""), "{}", out.text());
+    let list = out.json();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["spa", "svc", "web"]);
+    let by_id = |id: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["client_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let spa = by_id("spa");
+    assert_eq!(spa["token_endpoint_auth_method"], "none");
+    assert_eq!(
+        spa["grant_types"],
+        json!(["authorization_code", "refresh_token"])
+    );
+    assert_eq!(
+        spa["post_logout_redirect_uris"],
+        json!(["https://spa.example/bye"])
+    );
+    assert_eq!(by_id("svc")["grant_types"], json!(["client_credentials"]));
+    assert_eq!(
+        by_id("web")["grant_types"],
+        json!(["authorization_code", "refresh_token", "client_credentials"])
+    );
+    assert_eq!(
+        by_id("web")["token_endpoint_auth_method"],
+        "client_secret_basic"
+    );
+
+    // Remove: 0, then 1 for a client that is not there.
+    client(&["remove", "spa"]).ok();
+    client(&["remove", "spa"]).fails(1, "no such client");
+    client(&["remove", "bad id"]).fails(1, "no such client");
+    let out = client(&["list"]);
+    out.ok();
+    assert_eq!(out.json().as_array().unwrap().len(), 2);
+    secret
+}
+
+#[test]
+fn client_add_list_and_remove() {
+    let dir = TempDir::new();
+    let file = dir.0.join("t.db");
+    let db = format!("sqlite://{}", file.display());
+    let secret = client_commands_work(&dir, &db, &[]);
+    // Only the secret's hash is stored.
+    let bytes = std::fs::read(&file).unwrap();
+    let wal = std::fs::read(dir.0.join("t.db-wal")).unwrap_or_default();
+    for stored in [&bytes, &wal] {
+        assert!(
+            !stored.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the client secret is stored in plain"
+        );
+    }
+}
+
+#[test]
+fn client_add_list_and_remove_work_on_postgres() {
+    let Some(schema) = PgSchema::create("client_add_list_and_remove_work_on_postgres") else {
+        return;
+    };
+    let dir = TempDir::new();
+    let env = [
+        ("TESSERA_ISSUER", "https://auth.example"),
+        ("TESSERA_KEY_ENCRYPTION_KEY", KEK),
+    ];
+    client_commands_work(&dir, &schema.url, &env);
+}
+
+/// A client added by the command line is used by a server already running on the
+/// same database, at once (the server reads clients from the store on every use).
+#[test]
+fn a_client_added_by_the_cli_gets_tokens_from_a_running_server() {
+    let dir = TempDir::new();
+    let db = format!("sqlite://{}", dir.0.join("t.db").display());
+    let mut server = Command::new(TESSERA)
+        .args(["serve", "--addr", "127.0.0.1:0", "--database", &db])
+        .current_dir(&dir.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("tessera listening on ")
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    let out = run(
+        &dir,
+        &[
+            "client",
+            "add",
+            "svc",
+            "--secret",
+            "--scope",
+            "api",
+            "--grant",
+            "client_credentials",
+            "--database",
+            &db,
+        ],
+    );
+    out.ok();
+    let secret = out.json()["client_secret"].as_str().unwrap().to_owned();
+    let rt = pg_rt();
+    let answer = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{base}/oauth/token"))
+            .basic_auth("svc", Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    let answer = answer.unwrap();
+    assert_eq!(answer.status(), 200);
+    let v: Value = rt.block_on(answer.json()).unwrap();
+    assert_eq!(v["scope"], "api");
+    assert_eq!(payload(v["access_token"].as_str().unwrap())["sub"], "svc");
+}

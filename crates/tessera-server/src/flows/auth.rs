@@ -140,6 +140,7 @@ impl Core {
             last_used_at: now,
             user_agent: user_agent.map(|ua| ua.chars().take(256).collect()),
             ip: Some(ip.to_string()),
+            client_id: None,
         };
         let refresh = crypto::random_token()?;
         let evicted = match self
@@ -262,11 +263,17 @@ impl Core {
     }
 
     /// Logs out: the session ends and this access token is denied until it expires.
+    /// `claims` are those of an `/auth` session token.
     pub async fn logout(
         &self,
         claims: &AccessClaims,
         refresh_token: Option<&str>,
     ) -> Result<(), AuthError> {
+        let Some(sid) = claims.session_id() else {
+            return Err(AuthError::InvalidInput(
+                "only the access token of an /auth session logs out".into(),
+            ));
+        };
         let now = self.now();
         // This token stops working here at once, whatever the store answers next.
         self.denylist.insert(&[DenyEntry {
@@ -275,11 +282,12 @@ impl Core {
             cutoff: 0,
             expires_at: claims.exp + 1,
         }]);
-        let mut sids = vec![claims.sid.clone()];
+        let mut sids = vec![sid.to_string()];
         if let Some(rt) = refresh_token
             && let Some(f) = self.family_of_refresh(rt).await?
             && f.user_id == claims.sub
-            && f.id != claims.sid
+            && f.client_id.is_none()
+            && f.id != sid
         {
             sids.push(f.id);
         }
@@ -302,7 +310,7 @@ impl Core {
         }));
         self.deny(&entries).await?;
         self.metrics.op(TokenOp::Revoked);
-        tracing::info!(target: "audit", event = "logout", user_id = %claims.sub, sid = %claims.sid, "logout");
+        tracing::info!(target: "audit", event = "logout", user_id = %claims.sub, sid, "logout");
         Ok(())
     }
 
@@ -381,6 +389,18 @@ impl Core {
         r
     }
 
+    /// The registered claims of an access token issued now.
+    pub(crate) fn token_issue(&self, now: i64) -> Result<tokens::Issue, AuthError> {
+        let s = &self.settings;
+        Ok(tokens::Issue {
+            iss: s.issuer.clone(),
+            aud: s.audience.clone(),
+            iat: now,
+            exp: now + s.access_ttl,
+            jti: crypto::random_id()?,
+        })
+    }
+
     fn issue(
         &self,
         user: User,
@@ -389,18 +409,14 @@ impl Core {
         now: i64,
     ) -> Result<Issued, AuthError> {
         let s = &self.settings;
-        let claims = AccessClaims {
-            iss: s.issuer.clone(),
-            sub: user.id.clone(),
-            aud: s.audience.clone(),
-            exp: now + s.access_ttl,
-            iat: now,
-            jti: crypto::random_id()?,
-            sid: family.id.clone(),
-            roles: user.roles.clone(),
-            scope: s.scope.clone(),
-            username: user.username.clone(),
-        };
+        let claims = AccessClaims::session(
+            self.token_issue(now)?,
+            &user.id,
+            &family.id,
+            &user.username,
+            user.roles.clone(),
+            &s.scope,
+        );
         let access_token =
             tokens::mint(&self.keys, &claims).map_err(|e| AuthError::Internal(e.to_string()))?;
         self.metrics.op(TokenOp::AccessIssued);

@@ -2,6 +2,8 @@
 //! Time comes from the [`Clock`]; tokens are minted through [`crate::tokens`].
 
 mod auth;
+mod clients;
+mod oauth;
 mod stateful;
 
 use std::sync::Arc;
@@ -11,6 +13,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub use auth::{Issued, SessionInfo, add_user};
+pub use clients::{ClientError, NewClient, Registered, add_client, list_clients, remove_client};
+pub use oauth::{
+    AuthMethod, AuthenticatedClient, ClientCredentials, Introspection, IssuedToken, OAuthError,
+    TokenHint, TokenRequest,
+};
 pub use stateful::StatefulLogin;
 
 use crate::cache::{Health, HotState, MemoryHot, RedisHot};
@@ -87,6 +94,8 @@ pub struct Settings {
     pub account_failures: u32,
     /// Failures per address before 429.
     pub address_failures: u32,
+    /// Scopes named in discovery besides those of OpenID Connect.
+    pub scopes_supported: Vec<String>,
 }
 
 /// Everything the flows use; one per server, shared by every request.

@@ -331,7 +331,7 @@ pub async fn sessions(
         sessions: list
             .into_iter()
             .map(|f| SessionItem {
-                current: f.id == auth.claims.sid,
+                current: auth.claims.session_id() == Some(f.id.as_str()),
                 id: f.id,
                 created_at: f.created_at,
                 last_used_at: f.last_used_at,

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod feed;
+pub mod oauth;
 pub mod session;
 
 use std::sync::Arc;
@@ -13,10 +14,12 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityScheme,
+};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::ApiError;
@@ -26,7 +29,8 @@ use crate::proxy::TrustedProxies;
 /// The error shape of every failure.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// A machine-readable code (`invalid_request`, `invalid_grant`, ...).
+    /// A machine-readable code (`invalid_request`, `invalid_grant`,
+    /// `invalid_client`, ...).
     pub error: String,
     /// A human-readable description.
     pub error_description: String,
@@ -65,6 +69,8 @@ pub struct Checks {
         auth::register, auth::login, auth::refresh, auth::logout, auth::logout_all, auth::me,
         auth::sessions, auth::delete_session, feed::revocations,
         session::login, session::me, session::logout,
+        oauth::openid_configuration, oauth::authorization_server,
+        oauth::token, oauth::introspect, oauth::revoke,
         jwks, healthz, readyz, metrics,
     ),
     components(schemas(ErrorBody, Health, Ready, Checks)),
@@ -85,6 +91,24 @@ impl Modify for BearerScheme {
                     .bearer_format("JWT")
                     .build(),
             ),
+        );
+        // The OAuth endpoints authenticate clients with HTTP Basic (the id and the
+        // secret each form-urlencoded, RFC 6749 §2.3.1), or in the body.
+        components.add_security_scheme(
+            "client_secret_basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+        // What the provider issues at its token endpoint; no route of this document
+        // takes these tokens yet (userinfo will).
+        components.add_security_scheme(
+            "oauth2",
+            SecurityScheme::OAuth2(OAuth2::with_description(
+                [Flow::ClientCredentials(ClientCredentials::new(
+                    oauth::TOKEN_PATH,
+                    Scopes::new(),
+                ))],
+                "Access tokens of the provider (RFC 9068 JWTs).",
+            )),
         );
     }
 }
@@ -114,7 +138,21 @@ pub fn router(
         .route("/session/login", post(session::login))
         .route("/session/me", get(session::me))
         .route("/session/logout", post(session::logout))
-        .route("/.well-known/jwks.json", get(jwks))
+        .route(oauth::JWKS_PATH, get(jwks))
+        .route(
+            oauth::OPENID_CONFIGURATION_PATH,
+            get(oauth::openid_configuration),
+        )
+        .route(
+            oauth::AUTHORIZATION_SERVER_PATH,
+            get(oauth::authorization_server),
+        )
+        .route(oauth::TOKEN_PATH, post(oauth::token))
+        .route(oauth::INTROSPECT_PATH, post(oauth::introspect))
+        .route(oauth::REVOKE_PATH, post(oauth::revoke))
+        .route(oauth::AUTHORIZE_PATH, any(oauth::not_yet))
+        .route(oauth::USERINFO_PATH, any(oauth::not_yet))
+        .route(oauth::END_SESSION_PATH, any(oauth::not_yet))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -267,7 +305,7 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
     let start = Instant::now();
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let personal = ["/auth/", "/session/"]
+    let personal = ["/auth/", "/session/", "/oauth/"]
         .iter()
         .any(|p| req.uri().path().starts_with(p));
     let mut res = next.run(req).await;

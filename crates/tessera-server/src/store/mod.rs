@@ -121,7 +121,31 @@ pub struct Family {
     pub user_agent: Option<String>,
     /// Client address at login.
     pub ip: Option<String>,
+    /// The OAuth client the family was granted to; `None` for an `/auth` login.
+    pub client_id: Option<String>,
 }
+
+/// An OAuth client as stored. The lists hold what the client was registered with,
+/// already checked by [`crate::domain::oauth`]'s types.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Client {
+    /// The client id.
+    pub id: String,
+    /// SHA-256 of the secret of a confidential client; `None` for a public client.
+    pub secret_hash: Option<Vec<u8>>,
+    /// Redirect URIs, matched exactly.
+    pub redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may send the browser back to.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Grant types (`authorization_code`, `refresh_token`, `client_credentials`).
+    pub grants: Vec<String>,
+    /// Scope tokens the client may ask for.
+    pub scopes: Vec<String>,
+    /// When it was registered.
+    pub created_at: i64,
+}
+
+crate::redact::debug_redacted!(Client { id, redirect_uris, post_logout_redirect_uris, grants, scopes, created_at; secret_hash });
 
 /// A refresh token about to be stored.
 #[derive(Debug, Clone)]
@@ -432,6 +456,14 @@ pub trait Store: SessionStore {
         now: i64,
         reason: &str,
     ) -> StoreResult<Vec<String>>;
+    /// The live family of a refresh token that is not spent (a spent one is no
+    /// longer a token, whatever its reuse interval answers).
+    async fn unspent_refresh_family(
+        &self,
+        hash: &[u8],
+        now: i64,
+        policy: FamilyPolicy,
+    ) -> StoreResult<Option<Family>>;
     /// The user's live families, oldest first.
     async fn live_families(
         &self,
@@ -439,6 +471,15 @@ pub trait Store: SessionStore {
         now: i64,
         policy: FamilyPolicy,
     ) -> StoreResult<Vec<Family>>;
+
+    /// Registers an OAuth client; `Conflict` when the id is taken.
+    async fn create_client(&self, client: &Client) -> StoreResult<()>;
+    /// The client with this id.
+    async fn client_by_id(&self, id: &str) -> StoreResult<Option<Client>>;
+    /// Every client, by id (bytewise order).
+    async fn clients(&self) -> StoreResult<Vec<Client>>;
+    /// Removes a client, and with it its refresh families; false when there was none.
+    async fn delete_client(&self, id: &str) -> StoreResult<bool>;
 
     /// Persists denylist entries, in one transaction: an entry already there keeps
     /// the later expiry. Returns the entries written (new, or extended), each with

@@ -25,9 +25,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Row};
 
 use super::{
-    DenyEntry, Family, FamilyPolicy, KeyState, NewRefresh, Pruned, REVOKED_RETENTION, Revoked,
-    RotateRequest, Rotation, SESSION_TOUCH_EVERY, ServerSession, SessionLimit, SessionStore, Store,
-    StoreError, StoreResult, StoredKey, User, revoked_from_row, stored_deny_value,
+    Client, DenyEntry, Family, FamilyPolicy, KeyState, NewRefresh, Pruned, REVOKED_RETENTION,
+    Revoked, RotateRequest, Rotation, SESSION_TOUCH_EVERY, ServerSession, SessionLimit,
+    SessionStore, Store, StoreError, StoreResult, StoredKey, User, revoked_from_row,
+    stored_deny_value,
 };
 
 // Pruning, one bounded batch per statement; SKIP LOCKED leaves rows a request (or
@@ -51,6 +52,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../migrations/postgres/0003_denylist_cursor.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_oauth_clients.sql"),
     ),
 ];
 
@@ -150,7 +155,10 @@ fn backend(e: impl Into<StoreError>) -> StoreError {
 }
 
 const USER_COLS: &str = "id, username, password_hash, roles, created_at";
-const FAMILY_COLS: &str = "f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip";
+const FAMILY_COLS: &str =
+    "f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id";
+const CLIENT_COLS: &str =
+    "id, secret_hash, redirect_uris, post_logout_redirect_uris, grants, scopes, created_at";
 
 /// Spends a fresh token in one statement: lock its live family, mark the token spent
 /// (the conditional UPDATE is the arbiter), insert the successor, touch the family,
@@ -172,10 +180,10 @@ WITH family AS (
     INSERT INTO refresh_tokens (hash, family_id, created_at) SELECT $3, family_id, $1 FROM spent
 ), touched AS (
     UPDATE refresh_families f SET last_used_at = $1 FROM spent WHERE f.id = spent.family_id
-    RETURNING f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip
+    RETURNING f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id
 )
 SELECT touched.id, touched.user_id, touched.created_at, touched.last_used_at,
-       touched.user_agent, touched.ip,
+       touched.user_agent, touched.ip, touched.client_id,
        u.username, u.password_hash, u.roles, u.created_at AS user_created_at
 FROM touched JOIN users u ON u.id = touched.user_id";
 
@@ -198,6 +206,23 @@ fn family_from(row: &PgRow) -> StoreResult<Family> {
         last_used_at: row.try_get("last_used_at").map_err(backend)?,
         user_agent: row.try_get("user_agent").map_err(backend)?,
         ip: row.try_get("ip").map_err(backend)?,
+        client_id: row.try_get("client_id").map_err(backend)?,
+    })
+}
+
+fn client_from(row: &PgRow) -> StoreResult<Client> {
+    let list = |name: &str| -> StoreResult<Vec<String>> {
+        let text: String = row.try_get(name).map_err(backend)?;
+        serde_json::from_str(&text).map_err(backend)
+    };
+    Ok(Client {
+        id: row.try_get("id").map_err(backend)?,
+        secret_hash: row.try_get("secret_hash").map_err(backend)?,
+        redirect_uris: list("redirect_uris")?,
+        post_logout_redirect_uris: list("post_logout_redirect_uris")?,
+        grants: list("grants")?,
+        scopes: list("scopes")?,
+        created_at: row.try_get("created_at").map_err(backend)?,
     })
 }
 
@@ -440,8 +465,8 @@ impl Store for PostgresStore {
             }
         }
         sqlx::query(
-            "WITH f AS (INSERT INTO refresh_families (id, user_id, created_at, last_used_at, user_agent, ip) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id) \
+            "WITH f AS (INSERT INTO refresh_families (id, user_id, created_at, last_used_at, user_agent, ip, client_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $8) RETURNING id) \
              INSERT INTO refresh_tokens (hash, family_id, created_at) SELECT $7, id, $3 FROM f",
         )
         .bind(&family.id)
@@ -451,6 +476,7 @@ impl Store for PostgresStore {
         .bind(&family.user_agent)
         .bind(&family.ip)
         .bind(&first.hash)
+        .bind(&family.client_id)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -565,6 +591,26 @@ impl Store for PostgresStore {
         row.as_ref().map(family_from).transpose()
     }
 
+    async fn unspent_refresh_family(
+        &self,
+        hash: &[u8],
+        now: i64,
+        policy: FamilyPolicy,
+    ) -> StoreResult<Option<Family>> {
+        let row = sqlx::query(&format!(
+            "SELECT {FAMILY_COLS} FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+             WHERE t.hash = $1 AND t.used_at IS NULL \
+             AND f.revoked_at IS NULL AND f.last_used_at > $2 AND f.created_at > $3"
+        ))
+        .bind(hash)
+        .bind(now - policy.idle)
+        .bind(now - policy.absolute)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(family_from).transpose()
+    }
+
     async fn revoke_family(
         &self,
         family_id: &str,
@@ -625,6 +671,58 @@ impl Store for PostgresStore {
         .await
         .map_err(backend)?;
         rows.iter().map(family_from).collect()
+    }
+
+    async fn create_client(&self, client: &Client) -> StoreResult<()> {
+        let json = |v: &Vec<String>| serde_json::to_string(v).map_err(backend);
+        let r = sqlx::query(&format!(
+            "INSERT INTO oauth_clients ({CLIENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(&client.id)
+        .bind(&client.secret_hash)
+        .bind(json(&client.redirect_uris)?)
+        .bind(json(&client.post_logout_redirect_uris)?)
+        .bind(json(&client.grants)?)
+        .bind(json(&client.scopes)?)
+        .bind(client.created_at)
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn client_by_id(&self, id: &str) -> StoreResult<Option<Client>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CLIENT_COLS} FROM oauth_clients WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(client_from).transpose()
+    }
+
+    async fn clients(&self) -> StoreResult<Vec<Client>> {
+        // Bytewise order, as SQLite's: the database's collation may differ.
+        let rows = sqlx::query(&format!(
+            "SELECT {CLIENT_COLS} FROM oauth_clients ORDER BY id COLLATE \"C\""
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(client_from).collect()
+    }
+
+    async fn delete_client(&self, id: &str) -> StoreResult<bool> {
+        let r = sqlx::query("DELETE FROM oauth_clients WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(r.rows_affected() == 1)
     }
 
     async fn deny(&self, entries: &[DenyEntry]) -> StoreResult<Vec<Revoked>> {

@@ -13,9 +13,10 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 
 use super::{
-    DenyEntry, Family, FamilyPolicy, KeyState, NewRefresh, Pruned, REVOKED_RETENTION, Revoked,
-    RotateRequest, Rotation, SESSION_TOUCH_EVERY, ServerSession, SessionLimit, SessionStore, Store,
-    StoreError, StoreResult, StoredKey, User, revoked_from_row, stored_deny_value,
+    Client, DenyEntry, Family, FamilyPolicy, KeyState, NewRefresh, Pruned, REVOKED_RETENTION,
+    Revoked, RotateRequest, Rotation, SESSION_TOUCH_EVERY, ServerSession, SessionLimit,
+    SessionStore, Store, StoreError, StoreResult, StoredKey, User, revoked_from_row,
+    stored_deny_value,
 };
 
 /// The migrations, in order: (version, SQL).
@@ -32,6 +33,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         4,
         include_str!("../../migrations/sqlite/0004_denylist_cursor.sql"),
+    ),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_oauth_clients.sql"),
     ),
 ];
 
@@ -153,7 +158,7 @@ const Q_LIVE_FAMILY_IDS: &str = concat!(
     " ORDER BY f.created_at, f.rowid"
 );
 const Q_LIVE_FAMILIES: &str = concat!(
-    "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip FROM refresh_families f \
+    "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id FROM refresh_families f \
      WHERE f.user_id = ? AND ",
     live!(),
     " ORDER BY f.created_at, f.rowid"
@@ -169,14 +174,24 @@ const Q_ROTATE: &str = concat!(
 );
 const Q_TOKEN_AND_FAMILY: &str = "SELECT t.family_id, t.used_at, t.successor_sealed, f.user_id, f.revoked_at, f.last_used_at, f.created_at \
      FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ?";
-const Q_FAMILY_AND_USER: &str = "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, \
+const Q_FAMILY_AND_USER: &str = "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id, \
      u.username, u.password_hash, u.roles, u.created_at AS user_created_at \
      FROM refresh_families f JOIN users u ON u.id = f.user_id WHERE f.id = ?";
 const Q_FAMILY_OF_REFRESH: &str = concat!(
-    "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip \
+    "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id \
      FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ? AND ",
     live!()
 );
+const Q_UNSPENT_FAMILY: &str = concat!(
+    "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id \
+     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+     WHERE t.hash = ? AND t.used_at IS NULL AND ",
+    live!()
+);
+const CLIENT_COLS: &str =
+    "id, secret_hash, redirect_uris, post_logout_redirect_uris, grants, scopes, created_at";
+const Q_CLIENT_BY_ID: &str = "SELECT id, secret_hash, redirect_uris, post_logout_redirect_uris, grants, scopes, created_at \
+     FROM oauth_clients WHERE id = ?";
 const Q_REVOKE_FAMILY: &str = "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? \
      WHERE id = ? AND revoked_at IS NULL AND (? IS NULL OR user_id = ?)";
 const Q_REVOKE_USER_FAMILIES: &str = "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? \
@@ -218,6 +233,8 @@ const EXPLAINED: &[(&str, &str)] = &[
     ("token_and_family", Q_TOKEN_AND_FAMILY),
     ("family_and_user", Q_FAMILY_AND_USER),
     ("family_of_refresh", Q_FAMILY_OF_REFRESH),
+    ("unspent_refresh_family", Q_UNSPENT_FAMILY),
+    ("client_by_id", Q_CLIENT_BY_ID),
     ("revoke_family", Q_REVOKE_FAMILY),
     ("revoke_user_families", Q_REVOKE_USER_FAMILIES),
     ("reuse_revoke", Q_REUSE_REVOKE),
@@ -253,6 +270,23 @@ fn family_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Family> {
         last_used_at: row.try_get("last_used_at").map_err(backend)?,
         user_agent: row.try_get("user_agent").map_err(backend)?,
         ip: row.try_get("ip").map_err(backend)?,
+        client_id: row.try_get("client_id").map_err(backend)?,
+    })
+}
+
+fn client_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Client> {
+    let list = |name: &str| -> StoreResult<Vec<String>> {
+        let text: String = row.try_get(name).map_err(backend)?;
+        serde_json::from_str(&text).map_err(backend)
+    };
+    Ok(Client {
+        id: row.try_get("id").map_err(backend)?,
+        secret_hash: row.try_get("secret_hash").map_err(backend)?,
+        redirect_uris: list("redirect_uris")?,
+        post_logout_redirect_uris: list("post_logout_redirect_uris")?,
+        grants: list("grants")?,
+        scopes: list("scopes")?,
+        created_at: row.try_get("created_at").map_err(backend)?,
     })
 }
 
@@ -469,7 +503,7 @@ impl Store for SqliteStore {
             }
         }
         sqlx::query(
-            "INSERT INTO refresh_families (id, user_id, created_at, last_used_at, user_agent, ip) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO refresh_families (id, user_id, created_at, last_used_at, user_agent, ip, client_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&family.id)
         .bind(&family.user_id)
@@ -477,6 +511,7 @@ impl Store for SqliteStore {
         .bind(family.last_used_at)
         .bind(&family.user_agent)
         .bind(&family.ip)
+        .bind(&family.client_id)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -578,6 +613,22 @@ impl Store for SqliteStore {
         row.as_ref().map(family_from).transpose()
     }
 
+    async fn unspent_refresh_family(
+        &self,
+        hash: &[u8],
+        now: i64,
+        policy: FamilyPolicy,
+    ) -> StoreResult<Option<Family>> {
+        let row = sqlx::query(Q_UNSPENT_FAMILY)
+            .bind(hash)
+            .bind(now - policy.idle)
+            .bind(now - policy.absolute)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(family_from).transpose()
+    }
+
     async fn revoke_family(
         &self,
         family_id: &str,
@@ -627,6 +678,55 @@ impl Store for SqliteStore {
             .await
             .map_err(backend)?;
         rows.iter().map(family_from).collect()
+    }
+
+    async fn create_client(&self, client: &Client) -> StoreResult<()> {
+        let json = |v: &Vec<String>| serde_json::to_string(v).map_err(backend);
+        let r = sqlx::query(&format!(
+            "INSERT INTO oauth_clients ({CLIENT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&client.id)
+        .bind(&client.secret_hash)
+        .bind(json(&client.redirect_uris)?)
+        .bind(json(&client.post_logout_redirect_uris)?)
+        .bind(json(&client.grants)?)
+        .bind(json(&client.scopes)?)
+        .bind(client.created_at)
+        .execute(&self.writer)
+        .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn client_by_id(&self, id: &str) -> StoreResult<Option<Client>> {
+        let row = sqlx::query(Q_CLIENT_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(client_from).transpose()
+    }
+
+    async fn clients(&self) -> StoreResult<Vec<Client>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CLIENT_COLS} FROM oauth_clients ORDER BY id"
+        ))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(client_from).collect()
+    }
+
+    async fn delete_client(&self, id: &str) -> StoreResult<bool> {
+        let r = sqlx::query("DELETE FROM oauth_clients WHERE id = ?")
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(r.rows_affected() == 1)
     }
 
     async fn deny(&self, entries: &[DenyEntry]) -> StoreResult<Vec<Revoked>> {

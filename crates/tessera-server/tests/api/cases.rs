@@ -1852,12 +1852,30 @@ async fn health_metrics_and_openapi() {
         "/healthz",
         "/readyz",
         "/metrics",
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+        "/oauth/token",
+        "/oauth/introspect",
+        "/oauth/revoke",
     ] {
         assert!(
             doc["paths"].get(p).is_some(),
             "{p} missing from /openapi.json"
         );
     }
+    // The OAuth endpoints take forms, as their RFCs say, and the schema says so.
+    for p in ["/oauth/token", "/oauth/introspect", "/oauth/revoke"] {
+        let content = &doc["paths"][p]["post"]["requestBody"]["content"];
+        assert!(
+            content.get("application/x-www-form-urlencoded").is_some(),
+            "{p}: {content}"
+        );
+        assert!(content.get("application/json").is_none(), "{p}: {content}");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["client_secret_basic"]["scheme"],
+        "basic"
+    );
 }
 
 /// The samples of a metrics page without their values: one line per series.
@@ -2051,4 +2069,785 @@ async fn audit_events_are_logged_and_no_secret_ever_is() {
         let tail = &secret[secret.len().saturating_sub(20)..];
         assert!(!text.contains(tail), "a secret reached the logs");
     }
+}
+
+// ----- OAuth: clients, the token endpoint, introspection, revocation, discovery ------
+
+/// Registers a client beside the running server, as `tessera client add` does (its
+/// own connection to the same database); returns the secret of a confidential one.
+async fn add_client(
+    app: &TestApp,
+    id: &str,
+    confidential: bool,
+    scopes: &[&str],
+    grants: &[&str],
+) -> Option<String> {
+    let store = tessera_server::startup::open_store(&app.config)
+        .await
+        .unwrap();
+    let r = tessera_server::flows::add_client(
+        store.as_ref(),
+        app.clock.now(),
+        tessera_server::flows::NewClient {
+            id: id.into(),
+            confidential,
+            redirect_uris: vec![format!("https://{id}.example/cb")],
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            grants: grants.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    store.close().await;
+    r.secret.map(|s| s.to_string())
+}
+
+impl TestApp {
+    /// POSTs a form, with HTTP Basic client credentials when given.
+    async fn post_form(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> reqwest::Response {
+        let mut r = self.http.post(self.url(path)).form(params);
+        if let Some((id, secret)) = basic {
+            r = r.basic_auth(id, Some(secret));
+        }
+        r.send().await.unwrap()
+    }
+
+    /// A `client_credentials` token of client `id`; panics unless 200.
+    async fn client_token(&self, id: &str, secret: &str, scope: Option<&str>) -> Value {
+        let mut params = vec![("grant_type", "client_credentials")];
+        if let Some(sc) = scope {
+            params.push(("scope", sc));
+        }
+        let r = self
+            .post_form("/oauth/token", &params, Some((id, secret)))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    async fn introspect(&self, client: (&str, &str), token: &str) -> Value {
+        let r = self
+            .post_form("/oauth/introspect", &[("token", token)], Some(client))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        r.json().await.unwrap()
+    }
+
+    async fn metrics_page(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// An OAuth error answer: (status, code, WWW-Authenticate). Its description keeps
+/// to the characters RFC 6749 §5.2 allows.
+async fn oauth_error(r: reqwest::Response) -> (StatusCode, String, Option<String>) {
+    let status = r.status();
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string());
+    let v: Value = r.json().await.unwrap();
+    let description = s(&v, "error_description");
+    assert!(
+        description
+            .chars()
+            .all(|c| matches!(c, '\u{20}'..='\u{21}' | '\u{23}'..='\u{5B}' | '\u{5D}'..='\u{7E}')),
+        "error_description outside RFC 6749's characters: {description:?}"
+    );
+    (status, s(&v, "error"), challenge)
+}
+
+const BASIC_CHALLENGE: &str = "Basic realm=\"tessera\"";
+
+fn invalid_client() -> (StatusCode, String, Option<String>) {
+    (
+        StatusCode::UNAUTHORIZED,
+        "invalid_client".into(),
+        Some(BASIC_CHALLENGE.into()),
+    )
+}
+
+fn bad(code: &str) -> (StatusCode, String, Option<String>) {
+    (StatusCode::BAD_REQUEST, code.into(), None)
+}
+
+#[tokio::test]
+async fn client_credentials_issues_a_client_token_that_verifies_with_the_jwks() {
+    let app = spawn_app!();
+    let secret = add_client(
+        &app,
+        "svc",
+        true,
+        &["orders:read", "orders:write", "openid"],
+        &[],
+    )
+    .await
+    .unwrap();
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[("grant_type", "client_credentials"), ("scope", "orders:read")],
+            Some(("svc", &secret)),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["pragma"], "no-cache");
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["expires_in"], 900);
+    assert_eq!(t["scope"], "orders:read");
+    assert!(t.get("refresh_token").is_none(), "no refresh token (RFC 6749 4.4.3)");
+    let at = s(&t, "access_token");
+    let parts: Vec<&str> = at.split('.').collect();
+    assert_eq!(b64_json(parts[0])["typ"], "at+jwt");
+    let claims = b64_json(parts[1]);
+    assert_eq!(claims["sub"], "svc");
+    assert_eq!(claims["client_id"], "svc");
+    assert_eq!(claims["scope"], "orders:read");
+    assert_eq!(claims["iss"], app.issuer().as_str());
+    assert_eq!(claims["aud"], app.issuer().as_str());
+    for absent in ["sid", "roles", "username"] {
+        assert!(claims.get(absent).is_none(), "{absent} in {claims}");
+    }
+
+    // It verifies with the published keys, with tessera-jose and with a guard.
+    let set = tessera_jose::JwkSet::from_json(jwks(&app).await.to_string()).unwrap();
+    let v = tessera_jose::jwt::Validation::new()
+        .typ("at+jwt")
+        .issuer(app.issuer())
+        .audience(app.issuer());
+    tessera_jose::jwt::decode_at::<Value>(&at, &set, &v, app.clock.now()).unwrap();
+    let clock = app.clock.clone();
+    let guard = tessera_guard::Guard::builder(tessera_guard::StaticKeys::new(set))
+        .validation(
+            tessera_guard::access_token_validation(&app.issuer(), &app.issuer())
+                .require("client_id"),
+        )
+        .with_clock(Arc::new(move || clock.now()))
+        .build();
+    let p = guard.verify(&at).await.unwrap();
+    assert_eq!(p.client_id(), Some("svc"));
+    assert!(p.has_scope("orders:read") && !p.has_scope("orders:write"));
+
+    // Without a scope: the client's, less those about a user. By client_secret_post.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "svc"),
+                ("client_secret", &secret),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(t["scope"], "orders:read orders:write");
+    // HTTP Basic with the id and secret form-urlencoded (RFC 6749 2.3.1): "%73vc" is "svc".
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[("grant_type", "client_credentials")],
+            Some(("%73vc", &secret)),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // A client's token is not for the /auth routes.
+    let r = app.get_bearer("/auth/me", &at).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
+    assert_eq!(error_of(r).await.1, "invalid_token");
+    assert_eq!(
+        app.post_bearer("/auth/logout-all", &at).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let m = app.metrics_page().await;
+    assert!(
+        m.contains(
+            "tessera_oauth_token_requests_total{grant=\"client_credentials\",outcome=\"issued\"} 3"
+        ),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn token_endpoint_refusals_carry_the_rfc_6749_codes() {
+    let app = spawn_app!();
+    let secret = add_client(&app, "svc", true, &["orders:read", "openid"], &[])
+        .await
+        .unwrap();
+    add_client(&app, "spa", false, &["openid"], &[]).await;
+    let web = add_client(&app, "web", true, &["openid"], &["authorization_code"])
+        .await
+        .unwrap();
+    let cc = [("grant_type", "client_credentials")];
+    let token = |params: &'static [(&'static str, &'static str)], basic| {
+        app.post_form("/oauth/token", params, basic)
+    };
+
+    // Client authentication: 401 invalid_client with a Basic challenge, whichever way.
+    let wrong = Some(("svc", "not-the-secret"));
+    assert_eq!(
+        oauth_error(app.post_form("/oauth/token", &cc, wrong).await).await,
+        invalid_client()
+    );
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "svc"),
+                ("client_secret", "not-the-secret"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(oauth_error(r).await, invalid_client());
+    for basic in [
+        Some(("nobody", "x")),
+        Some(("svc", "")),
+        Some(("bad id!", "x")),
+        None,
+    ] {
+        assert_eq!(
+            oauth_error(app.post_form("/oauth/token", &cc, basic).await).await,
+            invalid_client(),
+            "{basic:?}"
+        );
+    }
+    let r = app
+        .http
+        .post(app.url("/oauth/token"))
+        .header("authorization", "Basic !!not-base64")
+        .form(&cc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oauth_error(r).await, invalid_client());
+    // A public client has no credentials to authenticate with (RFC 6749 4.4).
+    let r = token(
+        &[("grant_type", "client_credentials"), ("client_id", "spa")],
+        None,
+    )
+    .await;
+    assert_eq!(oauth_error(r).await, invalid_client());
+    let r = app
+        .post_form("/oauth/token", &cc, Some(("spa", "made-up")))
+        .await;
+    assert_eq!(oauth_error(r).await, invalid_client());
+
+    // An authenticated client without the grant: unauthorized_client.
+    assert_eq!(
+        oauth_error(app.post_form("/oauth/token", &cc, Some(("web", &web))).await).await,
+        bad("unauthorized_client")
+    );
+    // Scopes outside the client's, about a user, or malformed: invalid_scope.
+    let ok = Some(("svc", secret.as_str()));
+    for scope in ["orders:write", "orders:read admin", "openid", "a  b", " a", "a\"b"] {
+        let r = app
+            .post_form(
+                "/oauth/token",
+                &[("grant_type", "client_credentials"), ("scope", scope)],
+                ok,
+            )
+            .await;
+        assert_eq!(oauth_error(r).await, bad("invalid_scope"), "{scope:?}");
+    }
+    // Grants this server does not take (yet): unsupported_grant_type.
+    for grant in ["password", "authorization_code", "refresh_token", "implicit"] {
+        let r = app
+            .post_form("/oauth/token", &[("grant_type", grant)], ok)
+            .await;
+        assert_eq!(oauth_error(r).await, bad("unsupported_grant_type"), "{grant}");
+    }
+    // No grant_type, or an empty one (a parameter without a value is omitted).
+    for params in [&[][..], &[("grant_type", "")][..]] {
+        let r = app.post_form("/oauth/token", params, ok).await;
+        assert_eq!(oauth_error(r).await, bad("invalid_request"));
+    }
+    // JSON is refused; the body is a form (RFC 6749 3.2).
+    let r = app
+        .http
+        .post(app.url("/oauth/token"))
+        .basic_auth("svc", Some(&secret))
+        .json(&json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oauth_error(r).await, bad("invalid_request"));
+    // Two authentication methods at once, a parameter twice: invalid_request.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_secret", secret.as_str()),
+            ],
+            ok,
+        )
+        .await;
+    assert_eq!(oauth_error(r).await, bad("invalid_request"));
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "orders:read"),
+                ("scope", "orders:read"),
+            ],
+            ok,
+        )
+        .await;
+    assert_eq!(oauth_error(r).await, bad("invalid_request"));
+    // After all that, the right credentials still work (the limits count 8 failures
+    // of svc, under the default 10).
+    app.client_token("svc", &secret, None).await;
+    let m = app.metrics_page().await;
+    assert!(
+        m.contains("tessera_oauth_operations_total{op=\"client_auth_failure\"}"),
+        "{m}"
+    );
+    assert!(
+        metric_sum(&m, "tessera_oauth_token_requests_total", "outcome=\"refused\"") >= 20.0,
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn failed_client_authentications_are_limited_per_client_and_per_address() {
+    let app = spawn_app!(|c| {
+        c.rate_limit_account_failures = 3;
+        c.rate_limit_address_failures = 5;
+    });
+    let secret = add_client(&app, "svc", true, &["api"], &[]).await.unwrap();
+    let other = add_client(&app, "other", true, &["api"], &[]).await.unwrap();
+    let cc = [("grant_type", "client_credentials")];
+    for _ in 0..3 {
+        let r = app.post_form("/oauth/token", &cc, Some(("svc", "wrong"))).await;
+        assert_eq!(oauth_error(r).await, invalid_client());
+    }
+    // The client's counter is full: even the right secret waits.
+    let r = app
+        .post_form("/oauth/token", &cc, Some(("svc", &secret)))
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(error_of(r).await.1, "too_many_requests");
+    // Another client is not held back by svc's failures...
+    app.client_token("other", &other, None).await;
+    // ...until this address has failed too often.
+    for _ in 0..2 {
+        let r = app
+            .post_form("/oauth/token", &cc, Some(("nobody", "x")))
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = app
+        .post_form("/oauth/token", &cc, Some(("other", &other)))
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The introspection and revocation endpoints count the same failures.
+    let r = app
+        .post_form("/oauth/introspect", &[("token", "x")], Some(("other", &other)))
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The window passes.
+    app.clock.advance(app.config.rate_limit_window + 1);
+    app.client_token("svc", &secret, None).await;
+}
+
+#[tokio::test]
+async fn introspection_tells_active_tokens_from_everything_else() {
+    let app = spawn_app!();
+    let rs = add_client(&app, "rs", true, &[], &[]).await.unwrap();
+    let svc = add_client(&app, "svc", true, &["orders:read"], &[])
+        .await
+        .unwrap();
+    add_client(&app, "spa", false, &["openid"], &[]).await;
+    let rs = ("rs", rs.as_str());
+    let inactive = json!({"active": false});
+
+    // A client's token.
+    let t = app.client_token("svc", &svc, None).await;
+    let at = s(&t, "access_token");
+    let claims = b64_json(at.split('.').nth(1).unwrap());
+    let v = app.introspect(rs, &at).await;
+    assert_eq!(
+        v,
+        json!({
+            "active": true,
+            "scope": "orders:read",
+            "client_id": "svc",
+            "token_type": "Bearer",
+            "sub": "svc",
+            "exp": claims["exp"],
+            "iat": claims["iat"],
+            "iss": app.issuer(),
+            "aud": app.issuer(),
+            "jti": claims["jti"],
+        })
+    );
+    // A user's /auth tokens: the access token with the username, the refresh token.
+    let u = app.user("ada").await;
+    let v = app.introspect(rs, &s(&u, "access_token")).await;
+    assert_eq!(v["active"], true);
+    assert_eq!(v["username"], "ada");
+    assert_eq!(v["scope"], "api");
+    assert!(v.get("client_id").is_none(), "{v}");
+    let user_id = v["sub"].clone();
+    let rt = s(&u, "refresh_token");
+    let v = app.introspect(rs, &rt).await;
+    assert_eq!(v["active"], true, "{v}");
+    assert_eq!(v["token_type"], "refresh_token");
+    assert_eq!(v["sub"], user_id);
+    assert_eq!(v["username"], "ada");
+    assert_eq!(v["exp"], app.clock.now() + 14 * 86_400);
+    // Spent by a refresh: the old one is no longer active, the new one is.
+    let r: Value = app.refresh(&rt).await.json().await.unwrap();
+    assert_eq!(app.introspect(rs, &rt).await, inactive);
+    assert_eq!(
+        app.introspect(rs, &s(&r, "refresh_token")).await["active"],
+        true
+    );
+    // Revoked (logout): inactive, nothing more said.
+    assert_eq!(
+        app.post_bearer("/auth/logout", &s(&r, "access_token"))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.introspect(rs, &s(&r, "access_token")).await, inactive);
+    assert_eq!(app.introspect(rs, &s(&r, "refresh_token")).await, inactive);
+    // Garbled, tampered or unknown: inactive.
+    let mut tampered = at.clone();
+    tampered.pop();
+    tampered.push(if at.ends_with('A') { 'B' } else { 'A' });
+    for garbage in [
+        "abc.def.ghi",
+        "not-a-token",
+        tampered.as_str(),
+        &"x".repeat(5000),
+        "a.b",
+    ] {
+        assert_eq!(app.introspect(rs, garbage).await, inactive, "{garbage:.20}");
+    }
+    // Expired, by the clock.
+    assert_eq!(app.introspect(rs, &at).await["active"], true);
+    app.clock.advance(901);
+    assert_eq!(app.introspect(rs, &at).await, inactive);
+
+    // Introspection needs an authenticated client: not a public one, not no one.
+    let r = app
+        .post_form("/oauth/introspect", &[("token", &at), ("client_id", "spa")], None)
+        .await;
+    assert_eq!(oauth_error(r).await, invalid_client());
+    let r = app.post_form("/oauth/introspect", &[("token", &at)], None).await;
+    assert_eq!(oauth_error(r).await, invalid_client());
+    let r = app
+        .post_form("/oauth/introspect", &[("token", &at)], Some(("rs", "wrong")))
+        .await;
+    assert_eq!(oauth_error(r).await, invalid_client());
+    let r = app.post_form("/oauth/introspect", &[], Some(rs)).await;
+    assert_eq!(oauth_error(r).await, bad("invalid_request"));
+    let m = app.metrics_page().await;
+    assert!(m.contains("tessera_oauth_operations_total{op=\"introspection_active\"}"));
+}
+
+#[tokio::test]
+async fn revocation_reaches_introspection_and_a_guard_on_the_revocation_feed() {
+    const FEED_TOKEN: &str = "a-feed-token-for-resource-servers";
+    let logs = captured_logs();
+    let app = spawn_app!(|c| c.revocation_feed_tokens = vec![FEED_TOKEN.into()]);
+    let svc = add_client(&app, "svc", true, &["api"], &[]).await.unwrap();
+    let other = add_client(&app, "other", true, &["api"], &[])
+        .await
+        .unwrap();
+    add_client(&app, "spa", false, &["openid"], &[]).await;
+    let svc_c = ("svc", svc.as_str());
+    let other_c = ("other", other.as_str());
+    let at = s(&app.client_token("svc", &svc, None).await, "access_token");
+
+    // A resource server's guard, on the JWKS and the revocation feed.
+    let set = tessera_jose::JwkSet::from_json(jwks(&app).await.to_string()).unwrap();
+    let feed = tessera_guard::RevocationFeed::new(&app.url("/auth/revocations"), FEED_TOKEN)
+        .unwrap()
+        .backoff(
+            std::time::Duration::from_millis(50),
+            std::time::Duration::from_millis(200),
+        );
+    let _task = feed.start();
+    let clock = app.clock.clone();
+    let guard = tessera_guard::Guard::builder(tessera_guard::StaticKeys::new(set))
+        .validation(
+            tessera_guard::access_token_validation(&app.issuer(), &app.issuer())
+                .require("client_id"),
+        )
+        .with_revocation(Arc::new(feed.clone()))
+        .with_clock(Arc::new(move || clock.now()))
+        .build();
+    assert!(guard.verify(&at).await.is_ok());
+
+    // Another client's revocation of it: 200, and nothing revoked (RFC 7009 2.1).
+    let r = app
+        .post_form("/oauth/revoke", &[("token", &at)], Some(other_c))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(app.introspect(other_c, &at).await["active"], true);
+    // A public client may revoke, with its id alone; another's token stays too.
+    let r = app
+        .post_form("/oauth/revoke", &[("token", &at), ("client_id", "spa")], None)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(app.introspect(other_c, &at).await["active"], true);
+
+    // Its own client revokes it: inactive at once, and the guard hears of it.
+    let r = app
+        .post_form(
+            "/oauth/revoke",
+            &[("token", &at), ("token_type_hint", "access_token")],
+            Some(svc_c),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.text().await.unwrap(), "");
+    assert_eq!(app.introspect(other_c, &at).await, json!({"active": false}));
+    let since = std::time::Instant::now();
+    while guard.verify(&at).await.is_ok() {
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(10),
+            "the guard still accepts a revoked token"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Again, garbled, unknown, or with the wrong hint: 200 all the same.
+    for (token, hint) in [
+        (at.as_str(), "access_token"),
+        (at.as_str(), "refresh_token"),
+        ("abc.def.ghi", "access_token"),
+        ("not-a-token", "refresh_token"),
+    ] {
+        let r = app
+            .post_form(
+                "/oauth/revoke",
+                &[("token", token), ("token_type_hint", hint)],
+                Some(svc_c),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "{token} {hint}");
+    }
+    // A hint of a kind this server has none of; no token; no client.
+    let r = app
+        .post_form(
+            "/oauth/revoke",
+            &[("token", "x"), ("token_type_hint", "id_token")],
+            Some(svc_c),
+        )
+        .await;
+    assert_eq!(oauth_error(r).await, bad("unsupported_token_type"));
+    let r = app.post_form("/oauth/revoke", &[], Some(svc_c)).await;
+    assert_eq!(oauth_error(r).await, bad("invalid_request"));
+    let r = app
+        .post_form("/oauth/revoke", &[("token", "x")], Some(("svc", "wrong")))
+        .await;
+    assert_eq!(oauth_error(r).await, invalid_client());
+    let r = app.post_form("/oauth/revoke", &[("token", "x")], None).await;
+    assert_eq!(oauth_error(r).await, invalid_client());
+
+    // Refresh tokens: a user's grant to svc (made in the store, as the authorization
+    // code flow will) is revoked with its family by svc, not by another client.
+    let u = app.user("ada").await;
+    let user_id = b64_json(s(&u, "access_token").split('.').nth(1).unwrap())["sub"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let store = tessera_server::startup::open_store(&app.config)
+        .await
+        .unwrap();
+    let granted = "a-refresh-token-of-a-grant-to-svc-0123456789";
+    let now = app.clock.now();
+    store
+        .create_family(
+            &tessera_server::store::Family {
+                id: "grant-family".into(),
+                user_id,
+                created_at: now,
+                last_used_at: now,
+                user_agent: None,
+                ip: None,
+                client_id: Some("svc".into()),
+            },
+            &tessera_server::store::NewRefresh {
+                hash: tessera_server::crypto::hash_secret(granted),
+            },
+            app.config_family_policy(),
+            None,
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    let v = app.introspect(other_c, granted).await;
+    assert_eq!((v["active"].clone(), v["client_id"].clone()), (json!(true), json!("svc")));
+    let r = app
+        .post_form("/oauth/revoke", &[("token", granted)], Some(other_c))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(app.introspect(other_c, granted).await["active"], true);
+    let r = app
+        .post_form(
+            "/oauth/revoke",
+            &[("token", granted), ("token_type_hint", "refresh_token")],
+            Some(svc_c),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(app.introspect(other_c, granted).await, json!({"active": false}));
+    // An /auth refresh token is no client's: nothing revoked, it still refreshes.
+    let r = app
+        .post_form(
+            "/oauth/revoke",
+            &[("token", &s(&u, "refresh_token"))],
+            Some(svc_c),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        app.refresh(&s(&u, "refresh_token")).await.status(),
+        StatusCode::OK
+    );
+
+    let m = app.metrics_page().await;
+    assert!(
+        m.contains("tessera_oauth_operations_total{op=\"revocation\"} 2"),
+        "{m}"
+    );
+    // Audit: the failures and the revocations, and never a secret.
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    for event in ["client_auth_failure", "token_revoked", "client_created"] {
+        assert!(
+            text.contains(&format!("\"event\":\"{event}\"")),
+            "no audit event {event}"
+        );
+    }
+    for secret in [&svc, &other, &at] {
+        assert!(!text.contains(&secret[secret.len() - 20..]), "a secret reached the logs");
+    }
+}
+
+impl TestApp {
+    fn config_family_policy(&self) -> tessera_server::store::FamilyPolicy {
+        tessera_server::store::FamilyPolicy {
+            idle: self.config.refresh_idle_ttl,
+            absolute: self.config.refresh_absolute_ttl,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_added_or_removed_beside_the_running_server_counts_at_once() {
+    let app = spawn_app!();
+    let cc = [("grant_type", "client_credentials")];
+    let r = app.post_form("/oauth/token", &cc, Some(("late", "x"))).await;
+    assert_eq!(oauth_error(r).await, invalid_client());
+    let secret = add_client(&app, "late", true, &["api"], &[]).await.unwrap();
+    app.client_token("late", &secret, None).await;
+    let store = tessera_server::startup::open_store(&app.config)
+        .await
+        .unwrap();
+    tessera_server::flows::remove_client(store.as_ref(), "late")
+        .await
+        .unwrap();
+    store.close().await;
+    let r = app.post_form("/oauth/token", &cc, Some(("late", &secret))).await;
+    assert_eq!(oauth_error(r).await, invalid_client());
+}
+
+#[tokio::test]
+async fn discovery_documents_name_only_real_endpoints() {
+    let app = spawn_app!(|c| c.oauth_scopes = vec!["orders:read".into()]);
+    let app = &app;
+    let get = |path: &'static str| async move {
+        let r = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        r.json::<Value>().await.unwrap()
+    };
+    let oidc = get("/.well-known/openid-configuration").await;
+    let rfc8414 = get("/.well-known/oauth-authorization-server").await;
+    assert_eq!(oidc, rfc8414);
+    let issuer = app.issuer();
+    assert_eq!(oidc["issuer"], issuer.as_str());
+    let endpoints = [
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+        "introspection_endpoint",
+        "revocation_endpoint",
+        "end_session_endpoint",
+    ];
+    for name in endpoints {
+        let url = s(&oidc, name);
+        let path = url
+            .strip_prefix(&issuer)
+            .unwrap_or_else(|| panic!("{name} {url} is not under the issuer {issuer}"));
+        for method in [reqwest::Method::GET, reqwest::Method::POST] {
+            let r = app
+                .http
+                .request(method.clone(), app.url(path))
+                .send()
+                .await
+                .unwrap();
+            assert_ne!(r.status(), StatusCode::NOT_FOUND, "{method} {name} {path}");
+            assert!(!r.status().is_server_error() || r.status() == StatusCode::NOT_IMPLEMENTED);
+        }
+    }
+    let array = |name: &str| oidc[name].clone();
+    assert_eq!(array("response_types_supported"), json!(["code"]));
+    assert_eq!(array("response_modes_supported"), json!(["query", "form_post"]));
+    assert_eq!(
+        array("grant_types_supported"),
+        json!(["authorization_code", "refresh_token", "client_credentials"])
+    );
+    assert_eq!(array("code_challenge_methods_supported"), json!(["S256"]));
+    assert_eq!(
+        array("token_endpoint_auth_methods_supported"),
+        json!(["client_secret_basic", "client_secret_post", "none"])
+    );
+    assert_eq!(array("subject_types_supported"), json!(["public"]));
+    assert_eq!(
+        array("scopes_supported"),
+        json!(["openid", "profile", "offline_access", "orders:read"])
+    );
+    // ID tokens would be signed by the signing key: its algorithm, and no other.
+    let keys = jwks(app).await;
+    let alg = keys["keys"][0]["alg"].clone();
+    assert_eq!(array("id_token_signing_alg_values_supported"), json!([alg]));
+    assert_eq!(oidc["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(oidc["request_uri_parameter_supported"], false);
+    assert!(array("claims_supported").as_array().unwrap().contains(&json!("sub")));
+    // The endpoints still to come say so, in the error shape.
+    let r = app.http.get(app.url("/oauth/authorize")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(error_of(r).await.1, "not_implemented");
 }
