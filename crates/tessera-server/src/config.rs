@@ -103,6 +103,9 @@ pub struct Config {
     /// long an idle keep-alive connection is kept. A slow or silent client is cut off.
     #[serde(deserialize_with = "duration")]
     pub http_read_timeout: i64,
+    /// PostgreSQL: the most connections of this node's pool (every node has its own:
+    /// nodes × this must stay under the server's `max_connections`).
+    pub database_max_connections: u32,
     /// The Redis URL (`redis://[USER:PASSWORD@]HOST:PORT[/DB]`) of the hot state that
     /// nodes share: failure counters, the revocation broadcast, stateful sessions.
     /// None: this node keeps them itself (counters in memory, sessions in the database).
@@ -149,6 +152,7 @@ impl Default for Config {
             oauth_scopes: Vec::new(),
             key_reload_interval: 5,
             http_read_timeout: 30,
+            database_max_connections: 16,
             redis: None,
             redis_key_prefix: "tessera:".into(),
             revocation_feed_tokens: Vec::new(),
@@ -245,6 +249,11 @@ impl Config {
                     "redis must be a redis://HOST:PORT[/DB] or redis+unix:///PATH URL (TLS: a local stunnel or a sidecar)".into(),
                 ));
             }
+        }
+        if !(1..=1000).contains(&self.database_max_connections) {
+            return Err(ConfigError(
+                "database_max_connections must be 1 to 1000".into(),
+            ));
         }
         if self.redis_key_prefix.is_empty() || self.redis_key_prefix.len() > 64 {
             return Err(ConfigError(
@@ -490,6 +499,7 @@ const KEYS: &[&str] = &[
     "oauth_scopes",
     "key_reload_interval",
     "http_read_timeout",
+    "database_max_connections",
     "redis",
     "redis_key_prefix",
     "revocation_feed_tokens",
@@ -504,6 +514,7 @@ fn env_value(key: &str, value: &str) -> toml::Value {
         "rate_limit_address_failures",
         "session_limit",
         "max_body_bytes",
+        "database_max_connections",
     ];
     if [
         "cors_allow_origins",
@@ -654,6 +665,34 @@ mod tests {
         assert!(Config::load_from(None, &env(&[("TESSERA_SIGNING_ALG", "none")])).is_err());
         assert!(Config::load_from(None, &env(&[("TESSERA_DATABASE", "mysql://x")])).is_err());
         assert!(Config::load_from(None, &env(&[("TESSERA_DATABASE", "tessera.db")])).is_err());
+        for (var, value) in [
+            ("TESSERA_DATABASE_MAX_CONNECTIONS", "0"),
+            ("TESSERA_REDIS", "http://cache:6379"),
+            ("TESSERA_REDIS_KEY_PREFIX", ""),
+            ("TESSERA_REVOCATION_FEED_TOKENS", "short"),
+        ] {
+            assert!(
+                Config::load_from(None, &env(&[(var, value)])).is_err(),
+                "{var}={value}"
+            );
+        }
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("TESSERA_REDIS", "redis://127.0.0.1:6379/2"),
+                (
+                    "TESSERA_REVOCATION_FEED_TOKENS",
+                    "0123456789abcdef0123, fedcba9876543210fedc",
+                ),
+                ("TESSERA_DATABASE_MAX_CONNECTIONS", "4"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.revocation_feed_tokens.len(), c.database_max_connections),
+            (2, 4)
+        );
+        assert!(!format!("{c:?}").contains("0123456789abcdef0123"));
     }
 
     #[test]

@@ -42,7 +42,10 @@ fn err(e: impl std::fmt::Display) -> StartError {
 /// migrating it).
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     let database = config.database().map_err(err)?;
-    store::open(&database).await.map_err(err)
+    let options = store::StoreOptions {
+        max_connections: config.database_max_connections,
+    };
+    store::open_with(&database, options).await.map_err(err)
 }
 
 /// A server bound to its address, ready to run.

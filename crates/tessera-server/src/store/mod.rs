@@ -19,12 +19,36 @@ use crate::config::Database;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-/// Opens (creating and migrating) the store `database` names.
+/// Opens (creating and migrating) the store `database` names, with the default
+/// options.
 pub async fn open(database: &Database) -> StoreResult<Arc<dyn Store>> {
+    open_with(database, StoreOptions::default()).await
+}
+
+/// Opens (creating and migrating) the store `database` names.
+pub async fn open_with(database: &Database, options: StoreOptions) -> StoreResult<Arc<dyn Store>> {
     Ok(match database {
         Database::Sqlite(path) => Arc::new(SqliteStore::open(path).await?),
-        Database::Postgres(url) => Arc::new(PostgresStore::open(url).await?),
+        Database::Postgres(url) => {
+            Arc::new(PostgresStore::open_with(url, options.max_connections).await?)
+        }
     })
+}
+
+/// How a store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// PostgreSQL: the most connections of this node's pool (SQLite keeps one writer
+    /// and a few readers).
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+        }
+    }
 }
 
 /// A failure of the store.

@@ -73,6 +73,11 @@ impl PostgresStore {
     /// Connects to the database at `url` (`postgres://` or `postgresql://`) and
     /// migrates it.
     pub async fn open(url: &str) -> StoreResult<Self> {
+        Self::open_with(url, super::StoreOptions::default().max_connections).await
+    }
+
+    /// [`PostgresStore::open`] with a pool of at most `max_connections`.
+    pub async fn open_with(url: &str, max_connections: u32) -> StoreResult<Self> {
         // A statement that runs longer than this is cancelled: a database that accepts
         // connections but does not answer must not hold requests (and their
         // connections) for ever. Migrations lift it for their own transaction.
@@ -80,7 +85,7 @@ impl PostgresStore {
             .map_err(backend)?
             .options([("statement_timeout", STATEMENT_TIMEOUT)]);
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(opts)
             .await

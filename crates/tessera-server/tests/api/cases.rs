@@ -2577,7 +2577,7 @@ async fn introspection_tells_active_tokens_from_everything_else() {
 #[tokio::test]
 async fn revocation_reaches_introspection_and_a_guard_on_the_revocation_feed() {
     const FEED_TOKEN: &str = "a-feed-token-for-resource-servers";
-    let logs = captured_logs();
+    let logs = common::captured_logs();
     let app = spawn_app!(|c| c.revocation_feed_tokens = vec![FEED_TOKEN.into()]);
     let svc = add_client(&app, "svc", true, &["api"], &[]).await.unwrap();
     let other = add_client(&app, "other", true, &["api"], &[])

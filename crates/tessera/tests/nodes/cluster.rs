@@ -269,6 +269,9 @@ impl Node {
             .env("TESSERA_ARGON2_MEMORY_KIB", "256")
             .env("TESSERA_ARGON2_ITERATIONS", "1")
             .env("TESSERA_LOG_LEVEL", "warn")
+            // Tests run side by side on one PostgreSQL (100 connections by default):
+            // a few nodes each, a small pool each.
+            .env("TESSERA_DATABASE_MAX_CONNECTIONS", "6")
             // Plain text in the stderr tails of failure messages.
             .env("NO_COLOR", "1");
         if let Some(redis) = &cluster.redis {
