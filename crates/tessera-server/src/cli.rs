@@ -345,14 +345,33 @@ pub async fn rotate_with(
     let kek = keys::load_kek(config)?;
     // The keys are read (and the current one opened) first, so that a wrong
     // key-encryption key is refused before a new key sealed under it is written.
-    let ring = keys::KeyRing::load(store, kek, alg, now).await?;
+    let id_token = config
+        .id_token_algorithm()
+        .map_err(|e| keys::KeyError(e.to_string()))?;
+    let algs = keys::KeyAlgs {
+        access: alg,
+        id_token,
+    };
+    let ring = keys::KeyRing::load(store, kek, algs, now).await?;
     // The old key stays published while tokens it signed may live: their lifetime,
     // plus the time a running server may take to notice the rotation.
     let publish_for = config.access_ttl + config.key_reload_interval + 60;
-    keys::rotate(store, ring.kek(), alg, now, publish_for).await?;
+    keys::rotate(store, ring.kek(), algs, now, publish_for).await?;
     ring.reload(store, now).await?;
     let k = ring.current();
-    Ok(serde_json::json!({"current": k.kid, "published": k.published.keys().iter().filter_map(|j| j.kid()).collect::<Vec<_>>()}).to_string())
+    let kids = |set: &tessera_jose::JwkSet| {
+        set.keys()
+            .iter()
+            .filter_map(|j| j.kid().map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    Ok(serde_json::json!({
+        "current": k.kid,
+        "published": kids(&k.published),
+        "id_token_current": k.id_kid,
+        "id_token_published": kids(&k.id_published),
+    })
+    .to_string())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, i32> {

@@ -80,6 +80,10 @@ pub struct Config {
     pub log_level: String,
     /// The algorithm of new signing keys.
     pub signing_alg: String,
+    /// The algorithm of new ID-token signing keys: `RS256` (the default, which
+    /// OpenID Connect requires every provider to support) or `ES256`. ID tokens have
+    /// a key set of their own, so access tokens keep `signing_alg`.
+    pub id_token_signing_alg: String,
     /// The key that encrypts signing keys at rest: 32 bytes, base64url. With
     /// PostgreSQL it, or `key_encryption_key_file`, must be set, the same on every node.
     pub key_encryption_key: Option<SecretString>,
@@ -145,6 +149,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             signing_alg: "ES256".into(),
+            id_token_signing_alg: "RS256".into(),
             key_encryption_key: None,
             key_encryption_key_file: None,
             max_body_bytes: 64 * 1024,
@@ -222,6 +227,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         self.signing_algorithm()?;
+        self.id_token_algorithm()?;
         crate::proxy::TrustedProxies::parse(&self.trusted_proxies)
             .map_err(|e| ConfigError(format!("trusted_proxies: {e}")))?;
         self.database()?;
@@ -309,6 +315,18 @@ impl Config {
         })?;
         crate::keys::signing_key_kind(alg).map_err(|e| ConfigError(format!("signing_alg: {e}")))?;
         Ok(alg)
+    }
+
+    /// The algorithm of new ID-token signing keys: RS256 or ES256 (the two that
+    /// OpenID Connect relying parties are sure to support).
+    pub fn id_token_algorithm(&self) -> Result<Algorithm, ConfigError> {
+        match self.id_token_signing_alg.as_str() {
+            "RS256" => Ok(Algorithm::RS256),
+            "ES256" => Ok(Algorithm::ES256),
+            other => Err(ConfigError(format!(
+                "id_token_signing_alg {other:?} must be RS256 or ES256"
+            ))),
+        }
     }
 
     /// The database `database` names. With PostgreSQL, an error unless `issuer` and
@@ -492,6 +510,7 @@ const KEYS: &[&str] = &[
     "log_format",
     "log_level",
     "signing_alg",
+    "id_token_signing_alg",
     "key_encryption_key",
     "key_encryption_key_file",
     "max_body_bytes",

@@ -6,6 +6,11 @@
 //! `next` (in every JWKS, verifying nothing yet), and `tessera key rotate` makes it
 //! `current`, the old current `previous` (published until every token it signed has
 //! expired, however many rotations come before that), and generates a new `next`.
+//!
+//! There are two such sets, one per [`KeyPurpose`]: access tokens (`signing_alg`,
+//! ES256 by default) and OpenID Connect ID tokens (`id_token_signing_alg`, RS256 by
+//! default, as OpenID Connect requires). Both are published in the one JWKS and
+//! rotated together; the access-token verifier trusts the access keys only.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -15,7 +20,7 @@ use tessera_jose::{Algorithm, Curve, Jwk, JwkSet};
 
 use crate::config::{Config, Database};
 use crate::crypto::SealKey;
-use crate::store::{KeyState, Store, StoreError, StoredKey};
+use crate::store::{KeyPurpose, KeyState, Store, StoreError, StoredKey};
 
 /// A key-ring error.
 #[derive(Debug)]
@@ -41,20 +46,51 @@ impl From<tessera_jose::Error> for KeyError {
     }
 }
 
-/// The keys in force: the signer and the published set.
+/// The keys in force: the signers and the published sets.
 #[derive(Debug)]
 pub struct Keys {
-    /// The current private key.
+    /// The current private key of access tokens.
     pub signer: Jwk,
     /// Its algorithm.
     pub alg: Algorithm,
     /// Its kid.
     pub kid: String,
-    /// Every published public key (previous, current, next).
+    /// Every published public key of access tokens (previous, current, next): what
+    /// the access-token verifier trusts.
     pub published: JwkSet,
-    /// `published` as JSON, served at /.well-known/jwks.json.
+    /// The current private key of ID tokens.
+    pub id_signer: Jwk,
+    /// Its algorithm.
+    pub id_alg: Algorithm,
+    /// Its kid.
+    pub id_kid: String,
+    /// Every published public key of ID tokens (what an `id_token_hint` is checked
+    /// against).
+    pub id_published: JwkSet,
+    /// Both published sets as one JWKS (access keys first), served at
+    /// /.well-known/jwks.json.
     pub jwks_json: Arc<str>,
 }
+
+/// The algorithms of new keys, one per purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyAlgs {
+    /// Access tokens.
+    pub access: Algorithm,
+    /// ID tokens.
+    pub id_token: Algorithm,
+}
+
+impl KeyAlgs {
+    fn of(self, purpose: KeyPurpose) -> Algorithm {
+        match purpose {
+            KeyPurpose::IdToken => self.id_token,
+            _ => self.access,
+        }
+    }
+}
+
+const PURPOSES: [KeyPurpose; 2] = [KeyPurpose::Access, KeyPurpose::IdToken];
 
 /// The key ring shared by every request; reloaded from the store.
 #[derive(Debug)]
@@ -64,14 +100,17 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Loads the keys, creating current and next ones when the store has none.
+    /// Loads the keys, creating current and next ones of each purpose the store has
+    /// none of.
     pub async fn load(
         store: &dyn Store,
         kek: SealKey,
-        alg: Algorithm,
+        algs: KeyAlgs,
         now: i64,
     ) -> Result<Self, KeyError> {
-        ensure_keys(store, &kek, alg, now).await?;
+        for purpose in PURPOSES {
+            ensure_keys(store, &kek, purpose, algs.of(purpose), now).await?;
+        }
         let keys = read_keys(store, &kek, now).await?;
         Ok(Self {
             keys: RwLock::new(Arc::new(keys)),
@@ -106,20 +145,23 @@ impl KeyRing {
     }
 }
 
-/// Rotates: next → current, current → previous (published until `now +
-/// publish_for`), and a new next. Earlier previous keys stay published until their
-/// own time is up.
+/// Rotates each purpose's keys: next → current, current → previous (published
+/// until `now + publish_for`), and a new next. Earlier previous keys stay published
+/// until their own time is up.
 pub async fn rotate(
     store: &dyn Store,
     kek: &SealKey,
-    alg: Algorithm,
+    algs: KeyAlgs,
     now: i64,
     publish_for: i64,
 ) -> Result<(), KeyError> {
-    ensure_keys(store, kek, alg, now).await?;
-    let next = new_key(kek, alg, KeyState::Next, now)?;
-    store.rotate_keys(&next, now, now + publish_for).await?;
-    tracing::info!(target: "audit", event = "key_rotated", next_kid = %next.kid, "signing keys rotated");
+    for purpose in PURPOSES {
+        let alg = algs.of(purpose);
+        ensure_keys(store, kek, purpose, alg, now).await?;
+        let next = new_key(kek, purpose, alg, KeyState::Next, now)?;
+        store.rotate_keys(&next, now, now + publish_for).await?;
+        tracing::info!(target: "audit", event = "key_rotated", purpose = purpose.as_str(), next_kid = %next.kid, "signing keys rotated");
+    }
     Ok(())
 }
 
@@ -225,23 +267,28 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 async fn ensure_keys(
     store: &dyn Store,
     kek: &SealKey,
+    purpose: KeyPurpose,
     alg: Algorithm,
     now: i64,
 ) -> Result<(), KeyError> {
     let existing = store.signing_keys().await?;
-    if existing.iter().any(|k| k.state == KeyState::Current) {
+    if existing
+        .iter()
+        .any(|k| k.state == KeyState::Current && k.purpose == purpose)
+    {
         return Ok(());
     }
-    let current = new_key(kek, alg, KeyState::Current, now)?;
-    let next = new_key(kek, alg, KeyState::Next, now)?;
+    let current = new_key(kek, purpose, alg, KeyState::Current, now)?;
+    let next = new_key(kek, purpose, alg, KeyState::Next, now)?;
     if store.init_keys(&[current, next]).await? {
-        tracing::info!(target: "audit", event = "keys_created", alg = alg.name(), "created signing keys");
+        tracing::info!(target: "audit", event = "keys_created", purpose = purpose.as_str(), alg = alg.name(), "created signing keys");
     }
     Ok(())
 }
 
 fn new_key(
     kek: &SealKey,
+    purpose: KeyPurpose,
     alg: Algorithm,
     state: KeyState,
     now: i64,
@@ -255,6 +302,7 @@ fn new_key(
         .map_err(|e| KeyError(e.to_string()))?;
     Ok(StoredKey {
         kid,
+        purpose,
         alg: alg.name().to_string(),
         state,
         public_jwk: public,
@@ -267,7 +315,9 @@ fn new_key(
 async fn read_keys(store: &dyn Store, kek: &SealKey, now: i64) -> Result<Keys, KeyError> {
     let stored = store.signing_keys().await?;
     let mut published = Vec::new();
+    let mut id_published = Vec::new();
     let mut signer = None;
+    let mut id_signer = None;
     for k in &stored {
         let visible = match k.state {
             KeyState::Next | KeyState::Current => true,
@@ -277,7 +327,13 @@ async fn read_keys(store: &dyn Store, kek: &SealKey, now: i64) -> Result<Keys, K
         if !visible {
             continue;
         }
-        published.push(Jwk::from_json(&k.public_jwk)?);
+        let public = Jwk::from_json(&k.public_jwk)?;
+        let id_token = k.purpose == KeyPurpose::IdToken;
+        if id_token {
+            id_published.push(public);
+        } else {
+            published.push(public);
+        }
         if k.state == KeyState::Current {
             let private = kek.open(&k.private_sealed, k.kid.as_bytes()).map_err(|_| {
                 KeyError(format!(
@@ -287,18 +343,29 @@ async fn read_keys(store: &dyn Store, kek: &SealKey, now: i64) -> Result<Keys, K
             })?;
             let jwk = Jwk::from_json(&*private)?;
             let alg: Algorithm = k.alg.parse()?;
-            signer = Some((jwk, alg, k.kid.clone()));
+            let slot = if id_token {
+                &mut id_signer
+            } else {
+                &mut signer
+            };
+            *slot = Some((jwk, alg, k.kid.clone()));
         }
     }
     let (signer, alg, kid) =
         signer.ok_or_else(|| KeyError("the store has no current signing key".into()))?;
-    let published = JwkSet::new(published);
-    let jwks_json: Arc<str> = published.to_json().into();
+    let (id_signer, id_alg, id_kid) = id_signer
+        .ok_or_else(|| KeyError("the store has no current ID-token signing key".into()))?;
+    let all = JwkSet::new(published.iter().chain(&id_published).cloned().collect());
+    let jwks_json: Arc<str> = all.to_json().into();
     Ok(Keys {
         signer,
         alg,
         kid,
-        published,
+        published: JwkSet::new(published),
+        id_signer,
+        id_alg,
+        id_kid,
+        id_published: JwkSet::new(id_published),
         jwks_json,
     })
 }

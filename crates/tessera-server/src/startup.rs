@@ -127,8 +127,11 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
 
     let store = open_store(config).await?;
     let kek = keys::load_kek(config).map_err(err)?;
-    let alg = config.signing_algorithm().map_err(err)?;
-    let ring = KeyRing::load(store.as_ref(), kek, alg, clock.now())
+    let algs = keys::KeyAlgs {
+        access: config.signing_algorithm().map_err(err)?,
+        id_token: config.id_token_algorithm().map_err(err)?,
+    };
+    let ring = KeyRing::load(store.as_ref(), kek, algs, clock.now())
         .await
         .map_err(err)?;
     let hasher = Hasher::new(

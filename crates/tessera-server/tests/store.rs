@@ -11,8 +11,8 @@ use std::sync::Arc;
 use common::{Backend, TestDb};
 use tessera_server::config::Database;
 use tessera_server::store::{
-    self, Client, DenyEntry, DenyKind, Family, FamilyPolicy, KeyState, NewRefresh, Revoked,
-    RotateRequest, Rotation, SessionLimit, Store, StoreError, StoredKey, User,
+    self, Client, DenyEntry, DenyKind, Family, FamilyPolicy, KeyPurpose, KeyState, NewRefresh,
+    Revoked, RotateRequest, Rotation, SessionLimit, Store, StoreError, StoredKey, User,
 };
 
 /// One case's database and a store open on it.
@@ -98,6 +98,7 @@ contract! {
     clients_are_created_read_listed_and_removed,
     a_clients_families_are_its_and_go_with_it,
     an_unspent_refresh_token_is_told_from_a_spent_one,
+    id_token_keys_are_a_set_of_their_own,
 }
 
 const T0: i64 = 1_700_000_000;
@@ -171,6 +172,7 @@ fn ids(families: &[Family]) -> Vec<&str> {
 fn key(kid: &str, state: KeyState, at: i64) -> StoredKey {
     StoredKey {
         kid: kid.into(),
+        purpose: KeyPurpose::Access,
         alg: "ES256".into(),
         state,
         public_jwk: format!("{{\"kid\":\"{kid}\"}}"),
@@ -1280,4 +1282,60 @@ async fn an_unspent_refresh_token_is_told_from_a_spent_one(ctx: &Ctx) {
             .unwrap()
     );
     assert_eq!(unspent("B", T0 + 5).await, None);
+}
+
+fn id_key(kid: &str, state: KeyState, at: i64) -> StoredKey {
+    StoredKey {
+        purpose: KeyPurpose::IdToken,
+        alg: "RS256".into(),
+        ..key(kid, state, at)
+    }
+}
+
+async fn id_token_keys_are_a_set_of_their_own(ctx: &Ctx) {
+    use KeyState::{Current, Next, Previous};
+    let store = ctx.store.as_ref();
+    assert!(
+        store
+            .init_keys(&[key("a1", Current, T0), key("a2", Next, T0)])
+            .await
+            .unwrap()
+    );
+    // Access keys exist; the ID-token set is still empty, so it is stored.
+    assert!(
+        store
+            .init_keys(&[id_key("i1", Current, T0), id_key("i2", Next, T0)])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .init_keys(&[id_key("late", Current, T0)])
+            .await
+            .unwrap(),
+        "one ID-token set"
+    );
+    // Rotating one purpose leaves the other alone.
+    store
+        .rotate_keys(&id_key("i3", Next, T0 + 1), T0 + 1, T0 + 100)
+        .await
+        .unwrap();
+    let states: Vec<(String, KeyPurpose, KeyState)> = store
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.kid, k.purpose, k.state))
+        .collect();
+    let want = |kid: &str, p, st| (kid.to_string(), p, st);
+    for w in [
+        want("a1", KeyPurpose::Access, Current),
+        want("a2", KeyPurpose::Access, Next),
+        want("i1", KeyPurpose::IdToken, Previous),
+        want("i2", KeyPurpose::IdToken, Current),
+        want("i3", KeyPurpose::IdToken, Next),
+    ] {
+        assert!(states.contains(&w), "{w:?} in {states:?}");
+    }
+    assert_eq!(states.len(), 5);
 }

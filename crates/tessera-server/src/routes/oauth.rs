@@ -83,7 +83,7 @@ pub struct ProviderMetadata {
     pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
     /// `public`.
     pub subject_types_supported: Vec<&'static str>,
-    /// The algorithm of the current signing key.
+    /// The algorithm of the current ID-token signing key.
     pub id_token_signing_alg_values_supported: Vec<String>,
     /// The claims of ID tokens and userinfo.
     pub claims_supported: Vec<&'static str>,
@@ -435,9 +435,11 @@ fn metadata(s: &AppState) -> Response {
             "none",
         ],
         subject_types_supported: vec!["public"],
-        // ID tokens are signed by the server's signing key: its algorithm, and only
-        // it (an RS256 key exists only when signing_alg is RS256).
-        id_token_signing_alg_values_supported: vec![s.core.keys.current().alg.name().to_string()],
+        // ID tokens have keys of their own (id_token_signing_alg, RS256 by
+        // default): the algorithm of the current one, and only it.
+        id_token_signing_alg_values_supported: vec![
+            s.core.keys.current().id_alg.name().to_string(),
+        ],
         claims_supported: vec![
             "sub",
             "iss",

@@ -370,11 +370,43 @@ impl KeyState {
     }
 }
 
+/// What a signing key signs. Each purpose has its own next, current and previous
+/// keys, rotated together but chosen apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyPurpose {
+    /// Access tokens (`signing_alg`).
+    Access,
+    /// OpenID Connect ID tokens (`id_token_signing_alg`).
+    IdToken,
+}
+
+impl KeyPurpose {
+    /// Its name in the store: `access` or `id_token`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Access => "access",
+            Self::IdToken => "id_token",
+        }
+    }
+
+    /// The purpose of a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "access" => Some(Self::Access),
+            "id_token" => Some(Self::IdToken),
+            _ => None,
+        }
+    }
+}
+
 /// A signing key as stored.
 #[derive(Debug, Clone)]
 pub struct StoredKey {
     /// Key id.
     pub kid: String,
+    /// What it signs.
+    pub purpose: KeyPurpose,
     /// JWS algorithm name.
     pub alg: String,
     /// State.
@@ -520,9 +552,11 @@ pub trait Store: SessionStore {
 
     /// Every signing key.
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
-    /// Stores `keys` only if there are no signing keys yet; true when stored.
+    /// Stores `keys` (all of one purpose, that of the first) only if there are no
+    /// current or next signing keys of that purpose yet; true when stored. Nodes
+    /// started at once agree on one set per purpose.
     async fn init_keys(&self, keys: &[StoredKey]) -> StoreResult<bool>;
-    /// Rotates atomically: current → previous (published until `previous_until`),
+    /// Rotates the keys of `new_next`'s purpose atomically: current → previous (published until `previous_until`),
     /// next → current, and `new_next` in. Earlier previous keys stay published until
     /// their own time is up (a second rotation within one token lifetime must not
     /// take a key off the JWKS while tokens it signed are alive); those whose time

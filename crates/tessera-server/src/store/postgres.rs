@@ -25,9 +25,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Row};
 
 use super::{
-    Client, DenyEntry, Family, FamilyPolicy, KeyState, NewRefresh, Pruned, REVOKED_RETENTION,
-    Revoked, RotateRequest, Rotation, SESSION_TOUCH_EVERY, ServerSession, SessionLimit,
-    SessionStore, Store, StoreError, StoreResult, StoredKey, User, revoked_from_row,
+    Client, DenyEntry, Family, FamilyPolicy, KeyPurpose, KeyState, NewRefresh, Pruned,
+    REVOKED_RETENTION, Revoked, RotateRequest, Rotation, SESSION_TOUCH_EVERY, ServerSession,
+    SessionLimit, SessionStore, Store, StoreError, StoreResult, StoredKey, User, revoked_from_row,
     stored_deny_value,
 };
 
@@ -56,6 +56,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         4,
         include_str!("../../migrations/postgres/0004_oauth_clients.sql"),
+    ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_id_token_keys.sql"),
     ),
 ];
 
@@ -248,8 +252,11 @@ fn family_and_user_from(row: &PgRow) -> StoreResult<(Family, User)> {
 
 fn key_from(row: &PgRow) -> StoreResult<StoredKey> {
     let state: String = row.try_get("state").map_err(backend)?;
+    let purpose: String = row.try_get("purpose").map_err(backend)?;
     Ok(StoredKey {
         kid: row.try_get("kid").map_err(backend)?,
+        purpose: KeyPurpose::parse(&purpose)
+            .ok_or_else(|| backend(format!("unknown key purpose {purpose}")))?,
         alg: row.try_get("alg").map_err(backend)?,
         state: KeyState::parse(&state)
             .ok_or_else(|| backend(format!("unknown key state {state}")))?,
@@ -284,8 +291,8 @@ async fn lock_keys(conn: &mut PgConnection) -> StoreResult<()> {
 
 async fn insert_key(conn: &mut PgConnection, k: &StoredKey) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO signing_keys (kid, alg, state, public_jwk, private_sealed, created_at, publish_until) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO signing_keys (kid, alg, state, public_jwk, private_sealed, created_at, publish_until, purpose) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&k.kid)
     .bind(&k.alg)
@@ -294,6 +301,7 @@ async fn insert_key(conn: &mut PgConnection, k: &StoredKey) -> StoreResult<()> {
     .bind(&k.private_sealed)
     .bind(k.created_at)
     .bind(k.publish_until)
+    .bind(k.purpose.as_str())
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
@@ -812,7 +820,7 @@ impl Store for PostgresStore {
 
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
         let rows = sqlx::query(
-            "SELECT kid, alg, state, public_jwk, private_sealed, created_at, publish_until \
+            "SELECT kid, alg, state, public_jwk, private_sealed, created_at, publish_until, purpose \
              FROM signing_keys ORDER BY created_at, seq",
         )
         .fetch_all(&self.pool)
@@ -826,9 +834,11 @@ impl Store for PostgresStore {
         // Of nodes started at once on an empty database, the first to get the lock
         // stores its keys; the others then count them and store nothing.
         lock_keys(&mut tx).await?;
+        let purpose = keys.first().map_or(KeyPurpose::Access, |k| k.purpose);
         let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM signing_keys WHERE state IN ('current', 'next')",
+            "SELECT count(*) FROM signing_keys WHERE state IN ('current', 'next') AND purpose = $1",
         )
+        .bind(purpose.as_str())
         .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
@@ -857,17 +867,22 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        let purpose = new_next.purpose.as_str();
         sqlx::query(
-            "UPDATE signing_keys SET state = 'previous', publish_until = $1 WHERE state = 'current'",
+            "UPDATE signing_keys SET state = 'previous', publish_until = $1 WHERE state = 'current' AND purpose = $2",
         )
         .bind(previous_until)
+        .bind(purpose)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        sqlx::query("UPDATE signing_keys SET state = 'current' WHERE state = 'next'")
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'current' WHERE state = 'next' AND purpose = $1",
+        )
+        .bind(purpose)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         insert_key(&mut tx, new_next).await?;
         tx.commit().await.map_err(backend)
     }

@@ -13,9 +13,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 
 use super::{
-    Client, DenyEntry, Family, FamilyPolicy, KeyState, NewRefresh, Pruned, REVOKED_RETENTION,
-    Revoked, RotateRequest, Rotation, SESSION_TOUCH_EVERY, ServerSession, SessionLimit,
-    SessionStore, Store, StoreError, StoreResult, StoredKey, User, revoked_from_row,
+    Client, DenyEntry, Family, FamilyPolicy, KeyPurpose, KeyState, NewRefresh, Pruned,
+    REVOKED_RETENTION, Revoked, RotateRequest, Rotation, SESSION_TOUCH_EVERY, ServerSession,
+    SessionLimit, SessionStore, Store, StoreError, StoreResult, StoredKey, User, revoked_from_row,
     stored_deny_value,
 };
 
@@ -37,6 +37,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../migrations/sqlite/0005_oauth_clients.sql"),
+    ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_id_token_keys.sql"),
     ),
 ];
 
@@ -292,8 +296,11 @@ fn client_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Client> {
 
 fn key_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<StoredKey> {
     let state: String = row.try_get("state").map_err(backend)?;
+    let purpose: String = row.try_get("purpose").map_err(backend)?;
     Ok(StoredKey {
         kid: row.try_get("kid").map_err(backend)?,
+        purpose: KeyPurpose::parse(&purpose)
+            .ok_or_else(|| backend(format!("unknown key purpose {purpose}")))?,
         alg: row.try_get("alg").map_err(backend)?,
         state: KeyState::parse(&state)
             .ok_or_else(|| backend(format!("unknown key state {state}")))?,
@@ -327,8 +334,8 @@ async fn family_and_user(
 
 async fn insert_key(conn: &mut SqliteConnection, k: &StoredKey) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO signing_keys (kid, alg, state, public_jwk, private_sealed, created_at, publish_until) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO signing_keys (kid, alg, state, public_jwk, private_sealed, created_at, publish_until, purpose) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&k.kid)
     .bind(&k.alg)
@@ -337,6 +344,7 @@ async fn insert_key(conn: &mut SqliteConnection, k: &StoredKey) -> StoreResult<(
     .bind(&k.private_sealed)
     .bind(k.created_at)
     .bind(k.publish_until)
+    .bind(k.purpose.as_str())
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
@@ -801,9 +809,11 @@ impl Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
+        let purpose = keys.first().map_or(KeyPurpose::Access, |k| k.purpose);
         let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM signing_keys WHERE state IN ('current', 'next')",
+            "SELECT count(*) FROM signing_keys WHERE state IN ('current', 'next') AND purpose = ?",
         )
+        .bind(purpose.as_str())
         .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
@@ -828,6 +838,7 @@ impl Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
+        let purpose = new_next.purpose.as_str();
         sqlx::query(
             "UPDATE signing_keys SET state = 'retired' WHERE state = 'previous' AND publish_until <= ?",
         )
@@ -836,16 +847,20 @@ impl Store for SqliteStore {
         .await
         .map_err(backend)?;
         sqlx::query(
-            "UPDATE signing_keys SET state = 'previous', publish_until = ? WHERE state = 'current'",
+            "UPDATE signing_keys SET state = 'previous', publish_until = ? WHERE state = 'current' AND purpose = ?",
         )
         .bind(previous_until)
+        .bind(purpose)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        sqlx::query("UPDATE signing_keys SET state = 'current' WHERE state = 'next'")
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'current' WHERE state = 'next' AND purpose = ?",
+        )
+        .bind(purpose)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         insert_key(&mut tx, new_next).await?;
         tx.commit().await.map_err(backend)
     }

@@ -1280,11 +1280,18 @@ async fn stateful_mode() {
 
 // ----- keys, restart, shared database ------------------------------------------------
 
+/// The kids of the access-token keys of a JWKS (ES256 by default; the ID-token
+/// keys beside them are RS256).
 fn kids(jwks: &Value) -> Vec<String> {
+    kids_of_alg(jwks, "ES256")
+}
+
+fn kids_of_alg(jwks: &Value, alg: &str) -> Vec<String> {
     jwks["keys"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|k| k["alg"] == alg)
         .map(|k| s(k, "kid"))
         .collect()
 }
@@ -1309,6 +1316,8 @@ async fn key_rotation_publishes_next_first_and_keeps_previous_until_expiry() {
     let app = spawn_app!();
     let before = kids(&jwks(&app).await);
     assert_eq!(before.len(), 2);
+    let id_before = kids_of_alg(&jwks(&app).await, "RS256");
+    assert_eq!(id_before.len(), 2, "ID-token keys are published beside them");
     let t = app.user("ada").await;
     let old_at = s(&t, "access_token");
     let (current, next) = (before[0].clone(), before[1].clone());
@@ -1330,6 +1339,9 @@ async fn key_rotation_publishes_next_first_and_keeps_previous_until_expiry() {
 
     let after = kids(&jwks(&app).await);
     assert_eq!(after.len(), 3, "previous, current, next: {after:?}");
+    let id_after = kids_of_alg(&jwks(&app).await, "RS256");
+    assert_eq!(&id_after[..2], &id_before[..], "the ID-token keys rotate too");
+    assert_eq!(id_after.len(), 3);
     assert_eq!(&after[..2], &[current.clone(), next.clone()]);
     let new_next = after[2].clone();
     assert!(!before.contains(&new_next));
@@ -2839,10 +2851,10 @@ async fn discovery_documents_name_only_real_endpoints() {
         array("scopes_supported"),
         json!(["openid", "profile", "offline_access", "orders:read"])
     );
-    // ID tokens would be signed by the signing key: its algorithm, and no other.
-    let keys = jwks(app).await;
-    let alg = keys["keys"][0]["alg"].clone();
-    assert_eq!(array("id_token_signing_alg_values_supported"), json!([alg]));
+    // ID tokens are signed by keys of their own, RS256 by default, published in
+    // the JWKS.
+    assert_eq!(array("id_token_signing_alg_values_supported"), json!(["RS256"]));
+    assert_eq!(kids_of_alg(&jwks(app).await, "RS256").len(), 2);
     assert_eq!(oidc["authorization_response_iss_parameter_supported"], true);
     assert_eq!(oidc["request_uri_parameter_supported"], false);
     assert!(array("claims_supported").as_array().unwrap().contains(&json!("sub")));
