@@ -57,7 +57,7 @@ fn family(id: &str, created_at: i64, last_used_at: i64) -> Family {
         last_used_at,
         user_agent: None,
         ip: None,
-        client_id: None,
+        ..Family::default()
     }
 }
 
@@ -76,6 +76,7 @@ async fn rotate(store: &SqliteStore, family: &str, now: i64) -> Rotation {
             now,
             reuse_interval: 10,
             policy: POLICY,
+            client_id: None,
         })
         .await
         .unwrap()

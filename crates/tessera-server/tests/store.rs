@@ -11,8 +11,9 @@ use std::sync::Arc;
 use common::{Backend, TestDb};
 use tessera_server::config::Database;
 use tessera_server::store::{
-    self, Client, DenyEntry, DenyKind, Family, FamilyPolicy, KeyPurpose, KeyState, NewRefresh,
-    Revoked, RotateRequest, Rotation, SessionLimit, Store, StoreError, StoredKey, User,
+    self, AuthCode, Client, Consent, DenyEntry, DenyKind, Family, FamilyPolicy, KeyPurpose,
+    KeyState, NewRefresh, Revoked, RotateRequest, Rotation, SessionLimit, Store, StoreError,
+    StoredKey, User,
 };
 
 /// One case's database and a store open on it.
@@ -99,6 +100,11 @@ contract! {
     a_clients_families_are_its_and_go_with_it,
     an_unspent_refresh_token_is_told_from_a_spent_one,
     id_token_keys_are_a_set_of_their_own,
+    a_code_is_redeemed_once_and_tells_a_replay_what_it_issued,
+    fifty_concurrent_redemptions_of_a_code_have_one_winner,
+    consents_are_granted_extended_listed_and_withdrawn,
+    a_grants_family_keeps_its_scope_and_rotates_only_for_its_client,
+    logout_of_a_provider_session_ends_its_grants,
 }
 
 const T0: i64 = 1_700_000_000;
@@ -126,7 +132,7 @@ fn family(user: &User, id: &str, at: i64) -> Family {
         last_used_at: at,
         user_agent: Some(format!("agent {id}")),
         ip: Some("192.0.2.7".into()),
-        client_id: None,
+        ..Family::default()
     }
 }
 
@@ -149,6 +155,7 @@ fn rotate(presented: &str, successor: &str, now: i64) -> RotateRequest {
         now,
         reuse_interval: REUSE,
         policy: POLICY,
+        client_id: None,
     }
 }
 
@@ -1217,7 +1224,10 @@ async fn a_clients_families_are_its_and_go_with_it(ctx: &Ctx) {
     assert_eq!(of("L").await.unwrap().client_id, None);
     // The client id survives rotation (the family read back after the update).
     let Rotation::Rotated { family, .. } = store
-        .rotate_refresh(&rotate("G", "G2", T0 + 10))
+        .rotate_refresh(&RotateRequest {
+            client_id: Some("web".into()),
+            ..rotate("G", "G2", T0 + 10)
+        })
         .await
         .unwrap()
     else {
@@ -1338,4 +1348,306 @@ async fn id_token_keys_are_a_set_of_their_own(ctx: &Ctx) {
         assert!(states.contains(&w), "{w:?} in {states:?}");
     }
     assert_eq!(states.len(), 5);
+}
+
+// ----- the authorization code flow ---------------------------------------------------
+
+fn code(name: &str, client: &str, user: &User, at: i64) -> AuthCode {
+    AuthCode {
+        hash: hash(name),
+        client_id: client.into(),
+        user_id: user.id.clone(),
+        redirect_uri: format!("https://{client}.example/cb"),
+        scope: "openid offline_access".into(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        auth_time: at - 5,
+        op_sid: "op-1".into(),
+        created_at: at,
+        expires_at: at + 60,
+    }
+}
+
+/// A user and a client of the store, for the OAuth cases.
+async fn user_and_client(store: &dyn Store, name: &str, client_id: &str) -> User {
+    let u = user(name);
+    store.create_user(&u).await.unwrap();
+    store.create_client(&client(client_id, None)).await.unwrap();
+    u
+}
+
+async fn a_code_is_redeemed_once_and_tells_a_replay_what_it_issued(ctx: &Ctx) {
+    let store = ctx.store.as_ref();
+    let ada = user_and_client(store, "ada", "web").await;
+    let c = code("c1", "web", &ada, T0);
+    store.create_code(&c).await.unwrap();
+    let found = store.code(&hash("c1")).await.unwrap().unwrap();
+    assert_eq!(found.code, c);
+    assert_eq!(
+        (found.redeemed_at, found.family_id, found.access_jti),
+        (None, None, None)
+    );
+    assert!(store.code(&hash("nope")).await.unwrap().is_none());
+    // Another node redeems it: once.
+    let other = ctx.another().await;
+    assert!(
+        other
+            .redeem_code(&hash("c1"), T0 + 10, "fam-1", "jti-1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .redeem_code(&hash("c1"), T0 + 11, "fam-2", "jti-2")
+            .await
+            .unwrap()
+    );
+    let spent = store.code(&hash("c1")).await.unwrap().unwrap();
+    assert_eq!(spent.redeemed_at, Some(T0 + 10));
+    assert_eq!(spent.family_id.as_deref(), Some("fam-1"));
+    assert_eq!(spent.access_jti.as_deref(), Some("jti-1"));
+    // An expired code is not redeemed; an unknown one neither.
+    store
+        .create_code(&code("c2", "web", &ada, T0))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .redeem_code(&hash("c2"), T0 + 60, "f", "j")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .redeem_code(&hash("c2"), T0 + 59, "f", "j")
+            .await
+            .unwrap()
+    );
+    assert!(!store.redeem_code(&hash("c3"), T0, "f", "j").await.unwrap());
+    // Pruned an hour past expiry, not before.
+    let p = store.prune(T0 + 60 + 3599, POLICY, 100).await.unwrap();
+    assert_eq!(p.codes, 0);
+    let p = store.prune(T0 + 60 + 3600, POLICY, 100).await.unwrap();
+    assert_eq!(p.codes, 2);
+    assert!(store.code(&hash("c1")).await.unwrap().is_none());
+    // A client's codes go with it.
+    store
+        .create_code(&code("c4", "web", &ada, T0))
+        .await
+        .unwrap();
+    assert!(store.delete_client("web").await.unwrap());
+    assert!(store.code(&hash("c4")).await.unwrap().is_none());
+    other.close().await;
+}
+
+async fn fifty_concurrent_redemptions_of_a_code_have_one_winner(ctx: &Ctx) {
+    let store = ctx.store.clone();
+    let ada = user_and_client(store.as_ref(), "ada", "web").await;
+    store
+        .create_code(&code("c", "web", &ada, T0))
+        .await
+        .unwrap();
+    let other = ctx.another().await;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let s = if i % 2 == 0 {
+                store.clone()
+            } else {
+                other.clone()
+            };
+            tokio::spawn(async move {
+                s.redeem_code(&hash("c"), T0 + 1, &format!("f{i}"), &format!("j{i}"))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 1);
+    other.close().await;
+}
+
+async fn consents_are_granted_extended_listed_and_withdrawn(ctx: &Ctx) {
+    let store = ctx.store.as_ref();
+    let ada = user_and_client(store, "ada", "web").await;
+    store.create_client(&client("app", None)).await.unwrap();
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(
+        store
+            .consented_scopes(&ada.id, "web")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .grant_consent(&ada.id, "web", &strings(&["profile", "openid"]), T0)
+        .await
+        .unwrap();
+    store
+        .grant_consent(
+            &ada.id,
+            "web",
+            &strings(&["openid", "offline_access"]),
+            T0 + 5,
+        )
+        .await
+        .unwrap();
+    store
+        .grant_consent(&ada.id, "app", &strings(&["openid"]), T0 + 9)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.consented_scopes(&ada.id, "web").await.unwrap(),
+        strings(&["offline_access", "openid", "profile"])
+    );
+    assert_eq!(
+        store.consents(&ada.id).await.unwrap(),
+        vec![
+            Consent {
+                client_id: "app".into(),
+                scopes: strings(&["openid"]),
+                granted_at: T0 + 9
+            },
+            Consent {
+                client_id: "web".into(),
+                scopes: strings(&["offline_access", "openid", "profile"]),
+                granted_at: T0
+            },
+        ]
+    );
+    // Withdrawing ends the user's grants to that client, and only those.
+    let grant = |id: &str, client: &str| Family {
+        client_id: Some(client.into()),
+        scope: Some("openid".into()),
+        ..family(&ada, id, T0)
+    };
+    for (id, client) in [("g-web", "web"), ("g-app", "app")] {
+        store
+            .create_family(&grant(id, client), &token(id), POLICY, None)
+            .await
+            .unwrap();
+    }
+    store
+        .create_family(&family(&ada, "login", T0), &token("login"), POLICY, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .withdraw_consent(&ada.id, "web", T0 + 20)
+            .await
+            .unwrap(),
+        Some(vec!["g-web".to_string()])
+    );
+    assert_eq!(
+        store
+            .withdraw_consent(&ada.id, "web", T0 + 21)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .consented_scopes(&ada.id, "web")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let live = store.live_families(&ada.id, T0 + 22, POLICY).await.unwrap();
+    assert_eq!(ids(&live), ["g-app", "login"]);
+}
+
+async fn a_grants_family_keeps_its_scope_and_rotates_only_for_its_client(ctx: &Ctx) {
+    let store = ctx.store.as_ref();
+    let ada = user_and_client(store, "ada", "web").await;
+    store.create_client(&client("app", None)).await.unwrap();
+    let grant = Family {
+        client_id: Some("web".into()),
+        scope: Some("openid offline_access".into()),
+        auth_time: Some(T0 - 30),
+        op_sid: Some("op-1".into()),
+        ..family(&ada, "g1", T0)
+    };
+    store
+        .create_family(&grant, &token("r1"), POLICY, None)
+        .await
+        .unwrap();
+    // At /auth (no client) and by another client it is unknown: not spent, no reuse.
+    for client in [None, Some("app".to_string())] {
+        let r = store
+            .rotate_refresh(&RotateRequest {
+                client_id: client,
+                ..rotate("r1", "x", T0 + 1)
+            })
+            .await
+            .unwrap();
+        assert!(matches!(r, Rotation::Unknown), "{r:?}");
+    }
+    let r = store
+        .rotate_refresh(&RotateRequest {
+            client_id: Some("web".into()),
+            ..rotate("r1", "r2", T0 + 2)
+        })
+        .await
+        .unwrap();
+    let Rotation::Rotated { family, .. } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        family,
+        Family {
+            last_used_at: T0 + 2,
+            ..grant.clone()
+        }
+    );
+    // And an /auth token is unknown to a client.
+    logged_in(store, "ada", "login", "l1", T0).await;
+    let r = store
+        .rotate_refresh(&RotateRequest {
+            client_id: Some("web".into()),
+            ..rotate("l1", "y", T0 + 3)
+        })
+        .await
+        .unwrap();
+    assert!(matches!(r, Rotation::Unknown), "{r:?}");
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate("l1", "l2", T0 + 4))
+            .await
+            .unwrap(),
+        Rotation::Rotated { .. }
+    ));
+}
+
+async fn logout_of_a_provider_session_ends_its_grants(ctx: &Ctx) {
+    let store = ctx.store.as_ref();
+    let ada = user_and_client(store, "ada", "web").await;
+    for (id, op) in [("g1", "op-1"), ("g2", "op-1"), ("g3", "op-2")] {
+        let f = Family {
+            client_id: Some("web".into()),
+            op_sid: Some(op.into()),
+            ..family(&ada, id, T0)
+        };
+        store
+            .create_family(&f, &token(id), POLICY, None)
+            .await
+            .unwrap();
+    }
+    let mut ended = store
+        .revoke_op_session_families("op-1", T0 + 1, "rp_logout")
+        .await
+        .unwrap();
+    ended.sort();
+    assert_eq!(ended, ["g1", "g2"]);
+    assert!(
+        store
+            .revoke_op_session_families("op-1", T0 + 2, "rp_logout")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let live = store.live_families(&ada.id, T0 + 3, POLICY).await.unwrap();
+    assert_eq!(ids(&live), ["g3"]);
 }

@@ -140,7 +140,7 @@ impl Core {
             last_used_at: now,
             user_agent: user_agent.map(|ua| ua.chars().take(256).collect()),
             ip: Some(ip.to_string()),
-            client_id: None,
+            ..Family::default()
         };
         let refresh = crypto::random_token()?;
         let evicted = match self
@@ -213,6 +213,7 @@ impl Core {
             now,
             reuse_interval: self.settings.reuse_interval,
             policy: self.settings.family,
+            client_id: None,
         };
         match self.store.rotate_refresh(&req).await? {
             Rotation::Rotated { family, user } => {

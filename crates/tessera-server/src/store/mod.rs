@@ -130,8 +130,8 @@ pub struct User {
 
 crate::redact::debug_redacted!(User { id, username, roles, created_at; password_hash });
 
-/// A refresh family (a login session).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A refresh family (a login session, or a user's grant to an OAuth client).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Family {
     /// Its id, the `sid` of its access tokens.
     pub id: String,
@@ -147,6 +147,13 @@ pub struct Family {
     pub ip: Option<String>,
     /// The OAuth client the family was granted to; `None` for an `/auth` login.
     pub client_id: Option<String>,
+    /// An OAuth grant's scope (space-separated); `None` for an `/auth` login.
+    pub scope: Option<String>,
+    /// An OAuth grant's `auth_time`: when the user last logged in at the provider.
+    pub auth_time: Option<i64>,
+    /// An OAuth grant's provider session (the `sid` of its ID tokens): RP-initiated
+    /// logout of that session ends the grant.
+    pub op_sid: Option<String>,
 }
 
 /// An OAuth client as stored. The lists hold what the client was registered with,
@@ -211,6 +218,62 @@ pub struct RotateRequest {
     pub reuse_interval: i64,
     /// Family lifetimes.
     pub policy: FamilyPolicy,
+    /// Whose token it must be: `None` for an `/auth` family, `Some(client)` for a
+    /// grant to that client. A token of another kind is [`Rotation::Unknown`] and is
+    /// neither spent nor taken for a reuse.
+    pub client_id: Option<String>,
+}
+
+/// An authorization code (RFC 6749 §4.1), as stored: by its hash, with what the
+/// authorization request bound it to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthCode {
+    /// SHA-256 of the code.
+    pub hash: Vec<u8>,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user who granted it.
+    pub user_id: String,
+    /// The request's `redirect_uri`, which the token request must repeat.
+    pub redirect_uri: String,
+    /// The scope granted (space-separated).
+    pub scope: String,
+    /// The PKCE S256 challenge.
+    pub code_challenge: String,
+    /// The request's `nonce`, for the ID token.
+    pub nonce: Option<String>,
+    /// When the user logged in at the provider.
+    pub auth_time: i64,
+    /// The provider session it was issued in.
+    pub op_sid: String,
+    /// Issue time.
+    pub created_at: i64,
+    /// It may be redeemed before this time.
+    pub expires_at: i64,
+}
+
+/// An authorization code as stored, with what its redemption issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCode {
+    /// The code.
+    pub code: AuthCode,
+    /// When it was redeemed; `None` while it is unspent.
+    pub redeemed_at: Option<i64>,
+    /// The refresh family its redemption created.
+    pub family_id: Option<String>,
+    /// The `jti` of the access token its redemption issued.
+    pub access_jti: Option<String>,
+}
+
+/// A user's consent to a client, as `/auth/consents` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    /// The client.
+    pub client_id: String,
+    /// The scope tokens consented to, in bytewise order.
+    pub scopes: Vec<String>,
+    /// When consent was first given.
+    pub granted_at: i64,
 }
 
 /// What a refresh did.
@@ -537,6 +600,53 @@ pub trait Store: SessionStore {
     /// Removes a client, and with it its refresh families; false when there was none.
     async fn delete_client(&self, id: &str) -> StoreResult<bool>;
 
+    /// Stores an authorization code.
+    async fn create_code(&self, code: &AuthCode) -> StoreResult<()>;
+    /// The code with this hash, spent or not (a spent one tells what its redemption
+    /// issued, for a replay to revoke).
+    async fn code(&self, hash: &[u8]) -> StoreResult<Option<StoredCode>>;
+    /// Redeems a code, exactly once across nodes: one conditional UPDATE of an
+    /// unspent code unexpired at `now`, recording the family and access token
+    /// issued with it. False when it was spent (by this or a concurrent call),
+    /// expired or unknown.
+    async fn redeem_code(
+        &self,
+        hash: &[u8],
+        now: i64,
+        family_id: &str,
+        access_jti: &str,
+    ) -> StoreResult<bool>;
+
+    /// The scope tokens `user_id` consented to for `client_id`.
+    async fn consented_scopes(&self, user_id: &str, client_id: &str) -> StoreResult<Vec<String>>;
+    /// Records consent to these scope tokens (adding to any given before).
+    async fn grant_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &[String],
+        now: i64,
+    ) -> StoreResult<()>;
+    /// The user's consents, by client id (bytewise order).
+    async fn consents(&self, user_id: &str) -> StoreResult<Vec<Consent>>;
+    /// Withdraws the user's consent to a client and, in the same transaction, ends
+    /// the user's grants (refresh families) to that client. `None` when there was no
+    /// consent; else the ids of the families ended.
+    async fn withdraw_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<Vec<String>>>;
+    /// Ends every live grant (refresh family) made in the provider session `op_sid`
+    /// (RP-initiated logout); returns their ids.
+    async fn revoke_op_session_families(
+        &self,
+        op_sid: &str,
+        now: i64,
+        reason: &str,
+    ) -> StoreResult<Vec<String>>;
+
     /// Persists denylist entries, in one transaction: an entry already there keeps
     /// the later expiry. Returns the entries written (new, or extended), each with
     /// its new cursor; an entry that changed nothing is not returned.
@@ -573,11 +683,16 @@ pub trait Store: SessionStore {
     /// Deletes one bounded batch of dead data: at most `batch` families of each way a
     /// family dies (revoked more than [`REVOKED_RETENTION`] ago, idle, past its
     /// absolute lifetime), with their refresh tokens; at most `batch` expired
-    /// denylist entries and stateful sessions. Each part is its own short
+    /// denylist entries and stateful sessions, and authorization codes expired more
+    /// than [`CODE_RETENTION`] ago. Each part is its own short
     /// transaction, so requests interleave with pruning. A caller repeats while
     /// [`Pruned::full`] says a batch was full.
     async fn prune(&self, now: i64, policy: FamilyPolicy, batch: u32) -> StoreResult<Pruned>;
 }
+
+/// How long an authorization code is kept past its expiry, seconds: a replay within
+/// it still finds what the code's redemption issued, and revokes it.
+pub const CODE_RETENTION: i64 = 3600;
 
 /// How long a revoked family is kept (for the record) before it is pruned, seconds.
 /// A token of a revoked family is refused whether or not its family is still kept.
@@ -592,6 +707,8 @@ pub struct Pruned {
     pub denylist: u64,
     /// Stateful sessions.
     pub sessions: u64,
+    /// Authorization codes.
+    pub codes: u64,
     /// Whether some part filled its batch (more may be left).
     pub full: bool,
 }
@@ -599,13 +716,20 @@ pub struct Pruned {
 impl Pruned {
     /// What one prune deleted of each part, each part at most `batch` rows: families
     /// revoked, idle and past their absolute lifetime, denylist entries, sessions.
-    pub fn of_parts(batch: u32, families: [u64; 3], denylist: u64, sessions: u64) -> Self {
+    pub fn of_parts(
+        batch: u32,
+        families: [u64; 3],
+        denylist: u64,
+        sessions: u64,
+        codes: u64,
+    ) -> Self {
         let batch = u64::from(batch);
-        let mut parts = families.into_iter().chain([denylist, sessions]);
+        let mut parts = families.into_iter().chain([denylist, sessions, codes]);
         Self {
             families: families.iter().sum(),
             denylist,
             sessions,
+            codes,
             full: parts.any(|n| n >= batch),
         }
     }

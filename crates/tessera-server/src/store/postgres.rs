@@ -25,10 +25,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Row};
 
 use super::{
-    Client, DenyEntry, Family, FamilyPolicy, KeyPurpose, KeyState, NewRefresh, Pruned,
-    REVOKED_RETENTION, Revoked, RotateRequest, Rotation, SESSION_TOUCH_EVERY, ServerSession,
-    SessionLimit, SessionStore, Store, StoreError, StoreResult, StoredKey, User, revoked_from_row,
-    stored_deny_value,
+    AuthCode, CODE_RETENTION, Client, Consent, DenyEntry, Family, FamilyPolicy, KeyPurpose,
+    KeyState, NewRefresh, Pruned, REVOKED_RETENTION, Revoked, RotateRequest, Rotation,
+    SESSION_TOUCH_EVERY, ServerSession, SessionLimit, SessionStore, Store, StoreError, StoreResult,
+    StoredCode, StoredKey, User, revoked_from_row, stored_deny_value,
 };
 
 // Pruning, one bounded batch per statement; SKIP LOCKED leaves rows a request (or
@@ -43,6 +43,8 @@ const Q_PRUNE_DENYLIST: &str = "DELETE FROM denylist WHERE seq IN \
      (SELECT seq FROM denylist WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)";
 const Q_PRUNE_SESSIONS: &str = "DELETE FROM server_sessions WHERE id_hash IN \
      (SELECT id_hash FROM server_sessions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)";
+const Q_PRUNE_CODES: &str = "DELETE FROM oauth_codes WHERE hash IN \
+     (SELECT hash FROM oauth_codes WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
 /// The migrations, in order: (version, SQL). Each runs in the migration transaction
 /// (PostgreSQL's DDL is transactional: a failed migration leaves nothing behind).
@@ -60,6 +62,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../migrations/postgres/0005_id_token_keys.sql"),
+    ),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_oidc_grants.sql"),
     ),
 ];
 
@@ -164,8 +170,10 @@ fn backend(e: impl Into<StoreError>) -> StoreError {
 }
 
 const USER_COLS: &str = "id, username, password_hash, roles, created_at";
-const FAMILY_COLS: &str =
-    "f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id";
+const FAMILY_COLS: &str = "f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id, \
+     f.scope, f.auth_time, f.op_sid";
+const CODE_COLS: &str = "hash, client_id, user_id, redirect_uri, scope, code_challenge, nonce, \
+     auth_time, op_sid, created_at, expires_at, redeemed_at, family_id, access_jti";
 const CLIENT_COLS: &str =
     "id, secret_hash, redirect_uris, post_logout_redirect_uris, grants, scopes, created_at";
 
@@ -174,12 +182,14 @@ const CLIENT_COLS: &str =
 /// and answer the family and its user. No row when the token was not fresh.
 ///
 /// $1 now, $2 successor sealed, $3 successor hash, $4 presented hash,
-/// $5 now - idle, $6 now - absolute.
+/// $5 now - idle, $6 now - absolute, $7 the client whose token it must be (NULL:
+/// an /auth family).
 const ROTATE: &str = "\
 WITH family AS (
     SELECT f.id FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
     WHERE t.hash = $4 AND t.used_at IS NULL
       AND f.revoked_at IS NULL AND f.last_used_at > $5 AND f.created_at > $6
+      AND f.client_id IS NOT DISTINCT FROM $7
     FOR NO KEY UPDATE OF f
 ), spent AS (
     UPDATE refresh_tokens t SET used_at = $1, successor_sealed = $2, successor_hash = $3
@@ -189,10 +199,12 @@ WITH family AS (
     INSERT INTO refresh_tokens (hash, family_id, created_at) SELECT $3, family_id, $1 FROM spent
 ), touched AS (
     UPDATE refresh_families f SET last_used_at = $1 FROM spent WHERE f.id = spent.family_id
-    RETURNING f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id
+    RETURNING f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id,
+              f.scope, f.auth_time, f.op_sid
 )
 SELECT touched.id, touched.user_id, touched.created_at, touched.last_used_at,
        touched.user_agent, touched.ip, touched.client_id,
+       touched.scope, touched.auth_time, touched.op_sid,
        u.username, u.password_hash, u.roles, u.created_at AS user_created_at
 FROM touched JOIN users u ON u.id = touched.user_id";
 
@@ -216,6 +228,30 @@ fn family_from(row: &PgRow) -> StoreResult<Family> {
         user_agent: row.try_get("user_agent").map_err(backend)?,
         ip: row.try_get("ip").map_err(backend)?,
         client_id: row.try_get("client_id").map_err(backend)?,
+        scope: row.try_get("scope").map_err(backend)?,
+        auth_time: row.try_get("auth_time").map_err(backend)?,
+        op_sid: row.try_get("op_sid").map_err(backend)?,
+    })
+}
+
+fn code_from(row: &PgRow) -> StoreResult<StoredCode> {
+    Ok(StoredCode {
+        code: AuthCode {
+            hash: row.try_get("hash").map_err(backend)?,
+            client_id: row.try_get("client_id").map_err(backend)?,
+            user_id: row.try_get("user_id").map_err(backend)?,
+            redirect_uri: row.try_get("redirect_uri").map_err(backend)?,
+            scope: row.try_get("scope").map_err(backend)?,
+            code_challenge: row.try_get("code_challenge").map_err(backend)?,
+            nonce: row.try_get("nonce").map_err(backend)?,
+            auth_time: row.try_get("auth_time").map_err(backend)?,
+            op_sid: row.try_get("op_sid").map_err(backend)?,
+            created_at: row.try_get("created_at").map_err(backend)?,
+            expires_at: row.try_get("expires_at").map_err(backend)?,
+        },
+        redeemed_at: row.try_get("redeemed_at").map_err(backend)?,
+        family_id: row.try_get("family_id").map_err(backend)?,
+        access_jti: row.try_get("access_jti").map_err(backend)?,
     })
 }
 
@@ -478,8 +514,8 @@ impl Store for PostgresStore {
             }
         }
         sqlx::query(
-            "WITH f AS (INSERT INTO refresh_families (id, user_id, created_at, last_used_at, user_agent, ip, client_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $8) RETURNING id) \
+            "WITH f AS (INSERT INTO refresh_families (id, user_id, created_at, last_used_at, user_agent, ip, client_id, scope, auth_time, op_sid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10, $11) RETURNING id) \
              INSERT INTO refresh_tokens (hash, family_id, created_at) SELECT $7, id, $3 FROM f",
         )
         .bind(&family.id)
@@ -490,6 +526,9 @@ impl Store for PostgresStore {
         .bind(&family.ip)
         .bind(&first.hash)
         .bind(&family.client_id)
+        .bind(&family.scope)
+        .bind(family.auth_time)
+        .bind(&family.op_sid)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -509,6 +548,7 @@ impl Store for PostgresStore {
             .bind(&req.presented)
             .bind(idle_after)
             .bind(absolute_after)
+            .bind(&req.client_id)
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
@@ -520,7 +560,7 @@ impl Store for PostgresStore {
         // family takes first: what is read here cannot change until the commit.
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let row = sqlx::query(
-            "SELECT t.family_id, t.used_at, t.successor_sealed, f.user_id, f.revoked_at, f.last_used_at, f.created_at \
+            "SELECT t.family_id, t.used_at, t.successor_sealed, f.user_id, f.revoked_at, f.last_used_at, f.created_at, f.client_id \
              FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = $1 \
              FOR NO KEY UPDATE OF f",
         )
@@ -532,6 +572,12 @@ impl Store for PostgresStore {
             return Ok(Rotation::Unknown);
         };
         let family_id: String = row.try_get("family_id").map_err(backend)?;
+        let client_id: Option<String> = row.try_get("client_id").map_err(backend)?;
+        if client_id != req.client_id {
+            // Another kind's token (an OAuth grant's at /auth, or another
+            // client's): not this caller's to spend nor to take for a reuse.
+            return Ok(Rotation::Unknown);
+        }
         let revoked: Option<i64> = row.try_get("revoked_at").map_err(backend)?;
         let last_used: i64 = row.try_get("last_used_at").map_err(backend)?;
         let created: i64 = row.try_get("created_at").map_err(backend)?;
@@ -552,6 +598,7 @@ impl Store for PostgresStore {
                     .bind(&req.presented)
                     .bind(idle_after)
                     .bind(absolute_after)
+                    .bind(&req.client_id)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(backend)?
@@ -738,6 +785,180 @@ impl Store for PostgresStore {
         Ok(r.rows_affected() == 1)
     }
 
+    async fn create_code(&self, code: &AuthCode) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO oauth_codes ({CODE_COLS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, NULL)"
+        ))
+        .bind(&code.hash)
+        .bind(&code.client_id)
+        .bind(&code.user_id)
+        .bind(&code.redirect_uri)
+        .bind(&code.scope)
+        .bind(&code.code_challenge)
+        .bind(&code.nonce)
+        .bind(code.auth_time)
+        .bind(&code.op_sid)
+        .bind(code.created_at)
+        .bind(code.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn code(&self, hash: &[u8]) -> StoreResult<Option<StoredCode>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CODE_COLS} FROM oauth_codes WHERE hash = $1"
+        ))
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(code_from).transpose()
+    }
+
+    async fn redeem_code(
+        &self,
+        hash: &[u8],
+        now: i64,
+        family_id: &str,
+        access_jti: &str,
+    ) -> StoreResult<bool> {
+        // The arbiter: at READ COMMITTED a concurrent UPDATE of the same row waits
+        // for the first to commit, then re-checks redeemed_at and finds it set.
+        let r = sqlx::query(
+            "UPDATE oauth_codes SET redeemed_at = $1, family_id = $2, access_jti = $3 \
+             WHERE hash = $4 AND redeemed_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(family_id)
+        .bind(access_jti)
+        .bind(hash)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn consented_scopes(&self, user_id: &str, client_id: &str) -> StoreResult<Vec<String>> {
+        let scopes: Vec<String> = sqlx::query_scalar(
+            "SELECT scope_token FROM oauth_consents WHERE user_id = $1 AND client_id = $2 \
+             ORDER BY scope_token COLLATE \"C\"",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(scopes)
+    }
+
+    async fn grant_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &[String],
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO oauth_consents (user_id, client_id, scope_token, granted_at) \
+             SELECT $1, $2, t, $4 FROM unnest($3::text[]) AS t ON CONFLICT DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(scopes)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn consents(&self, user_id: &str) -> StoreResult<Vec<Consent>> {
+        let rows = sqlx::query(
+            "SELECT client_id, scope_token, granted_at FROM oauth_consents WHERE user_id = $1 \
+             ORDER BY client_id COLLATE \"C\", scope_token COLLATE \"C\"",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let mut out: Vec<Consent> = Vec::new();
+        for row in rows {
+            let client_id: String = row.try_get("client_id").map_err(backend)?;
+            let token: String = row.try_get("scope_token").map_err(backend)?;
+            let at: i64 = row.try_get("granted_at").map_err(backend)?;
+            match out.last_mut() {
+                Some(c) if c.client_id == client_id => {
+                    c.scopes.push(token);
+                    c.granted_at = c.granted_at.min(at);
+                }
+                _ => out.push(Consent {
+                    client_id,
+                    scopes: vec![token],
+                    granted_at: at,
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn withdraw_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<Vec<String>>> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // The user's row first, as logins and logout-all lock it.
+        sqlx::query("SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let r = sqlx::query("DELETE FROM oauth_consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if r.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE refresh_families SET revoked_at = $1, revoke_reason = 'consent_withdrawn' \
+             WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(ids))
+    }
+
+    async fn revoke_op_session_families(
+        &self,
+        op_sid: &str,
+        now: i64,
+        reason: &str,
+    ) -> StoreResult<Vec<String>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE refresh_families SET revoked_at = $1, revoke_reason = $2 \
+             WHERE op_sid = $3 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(op_sid)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(ids)
+    }
+
     async fn deny(&self, entries: &[DenyEntry]) -> StoreResult<Vec<Revoked>> {
         if entries.is_empty() {
             return Ok(Vec::new());
@@ -913,11 +1134,13 @@ impl Store for PostgresStore {
         let absolute = run(Q_PRUNE_ABSOLUTE, now - policy.absolute).await?;
         let denylist = run(Q_PRUNE_DENYLIST, now).await?;
         let sessions = run(Q_PRUNE_SESSIONS, now).await?;
+        let codes = run(Q_PRUNE_CODES, now - CODE_RETENTION).await?;
         Ok(Pruned::of_parts(
             batch,
             [revoked, idle, absolute],
             denylist,
             sessions,
+            codes,
         ))
     }
 }

@@ -13,10 +13,10 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 
 use super::{
-    Client, DenyEntry, Family, FamilyPolicy, KeyPurpose, KeyState, NewRefresh, Pruned,
-    REVOKED_RETENTION, Revoked, RotateRequest, Rotation, SESSION_TOUCH_EVERY, ServerSession,
-    SessionLimit, SessionStore, Store, StoreError, StoreResult, StoredKey, User, revoked_from_row,
-    stored_deny_value,
+    AuthCode, CODE_RETENTION, Client, Consent, DenyEntry, Family, FamilyPolicy, KeyPurpose,
+    KeyState, NewRefresh, Pruned, REVOKED_RETENTION, Revoked, RotateRequest, Rotation,
+    SESSION_TOUCH_EVERY, ServerSession, SessionLimit, SessionStore, Store, StoreError, StoreResult,
+    StoredCode, StoredKey, User, revoked_from_row, stored_deny_value,
 };
 
 /// The migrations, in order: (version, SQL).
@@ -41,6 +41,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         6,
         include_str!("../../migrations/sqlite/0006_id_token_keys.sql"),
+    ),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_oidc_grants.sql"),
     ),
 ];
 
@@ -162,7 +166,7 @@ const Q_LIVE_FAMILY_IDS: &str = concat!(
     " ORDER BY f.created_at, f.rowid"
 );
 const Q_LIVE_FAMILIES: &str = concat!(
-    "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id FROM refresh_families f \
+    "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id, f.scope, f.auth_time, f.op_sid FROM refresh_families f \
      WHERE f.user_id = ? AND ",
     live!(),
     " ORDER BY f.created_at, f.rowid"
@@ -174,20 +178,20 @@ const Q_ROTATE: &str = concat!(
      WHERE hash = ? AND used_at IS NULL AND EXISTS \
      (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND ",
     live!(),
-    ") RETURNING family_id"
+    " AND f.client_id IS ?) RETURNING family_id"
 );
-const Q_TOKEN_AND_FAMILY: &str = "SELECT t.family_id, t.used_at, t.successor_sealed, f.user_id, f.revoked_at, f.last_used_at, f.created_at \
+const Q_TOKEN_AND_FAMILY: &str = "SELECT t.family_id, t.used_at, t.successor_sealed, f.user_id, f.revoked_at, f.last_used_at, f.created_at, f.client_id \
      FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ?";
-const Q_FAMILY_AND_USER: &str = "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id, \
+const Q_FAMILY_AND_USER: &str = "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id, f.scope, f.auth_time, f.op_sid, \
      u.username, u.password_hash, u.roles, u.created_at AS user_created_at \
      FROM refresh_families f JOIN users u ON u.id = f.user_id WHERE f.id = ?";
 const Q_FAMILY_OF_REFRESH: &str = concat!(
-    "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id \
+    "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id, f.scope, f.auth_time, f.op_sid \
      FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ? AND ",
     live!()
 );
 const Q_UNSPENT_FAMILY: &str = concat!(
-    "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id \
+    "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.user_agent, f.ip, f.client_id, f.scope, f.auth_time, f.op_sid \
      FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
      WHERE t.hash = ? AND t.used_at IS NULL AND ",
     live!()
@@ -226,6 +230,23 @@ const Q_PRUNE_DENYLIST: &str = "DELETE FROM denylist WHERE rowid IN \
      (SELECT rowid FROM denylist WHERE expires_at <= ? LIMIT ?)";
 const Q_PRUNE_SESSIONS: &str = "DELETE FROM server_sessions WHERE rowid IN \
      (SELECT rowid FROM server_sessions WHERE expires_at <= ? LIMIT ?)";
+const Q_PRUNE_CODES: &str = "DELETE FROM oauth_codes WHERE rowid IN \
+     (SELECT rowid FROM oauth_codes WHERE expires_at <= ? LIMIT ?)";
+
+// The authorization code flow.
+const CODE_COLS: &str = "hash, client_id, user_id, redirect_uri, scope, code_challenge, nonce, \
+     auth_time, op_sid, created_at, expires_at, redeemed_at, family_id, access_jti";
+const Q_CODE: &str = "SELECT hash, client_id, user_id, redirect_uri, scope, code_challenge, nonce, \
+     auth_time, op_sid, created_at, expires_at, redeemed_at, family_id, access_jti \
+     FROM oauth_codes WHERE hash = ?";
+/// The arbiter of a redemption: of any number of concurrent ones, exactly one finds
+/// the code unspent.
+const Q_REDEEM_CODE: &str = "UPDATE oauth_codes SET redeemed_at = ?, family_id = ?, access_jti = ? \
+     WHERE hash = ? AND redeemed_at IS NULL AND expires_at > ?";
+const Q_CONSENTED: &str = "SELECT scope_token FROM oauth_consents \
+     WHERE user_id = ? AND client_id = ? ORDER BY scope_token";
+const Q_REVOKE_OP_SESSION: &str = "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? \
+     WHERE op_sid = ? AND revoked_at IS NULL RETURNING id";
 
 /// Every statement `query_plans` explains: the request paths and the pruning.
 const EXPLAINED: &[(&str, &str)] = &[
@@ -253,6 +274,11 @@ const EXPLAINED: &[(&str, &str)] = &[
     ("prune_absolute", Q_PRUNE_ABSOLUTE),
     ("prune_denylist", Q_PRUNE_DENYLIST),
     ("prune_sessions", Q_PRUNE_SESSIONS),
+    ("prune_codes", Q_PRUNE_CODES),
+    ("code", Q_CODE),
+    ("redeem_code", Q_REDEEM_CODE),
+    ("consented", Q_CONSENTED),
+    ("revoke_op_session", Q_REVOKE_OP_SESSION),
 ];
 
 fn user_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<User> {
@@ -275,6 +301,30 @@ fn family_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Family> {
         user_agent: row.try_get("user_agent").map_err(backend)?,
         ip: row.try_get("ip").map_err(backend)?,
         client_id: row.try_get("client_id").map_err(backend)?,
+        scope: row.try_get("scope").map_err(backend)?,
+        auth_time: row.try_get("auth_time").map_err(backend)?,
+        op_sid: row.try_get("op_sid").map_err(backend)?,
+    })
+}
+
+fn code_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<StoredCode> {
+    Ok(StoredCode {
+        code: AuthCode {
+            hash: row.try_get("hash").map_err(backend)?,
+            client_id: row.try_get("client_id").map_err(backend)?,
+            user_id: row.try_get("user_id").map_err(backend)?,
+            redirect_uri: row.try_get("redirect_uri").map_err(backend)?,
+            scope: row.try_get("scope").map_err(backend)?,
+            code_challenge: row.try_get("code_challenge").map_err(backend)?,
+            nonce: row.try_get("nonce").map_err(backend)?,
+            auth_time: row.try_get("auth_time").map_err(backend)?,
+            op_sid: row.try_get("op_sid").map_err(backend)?,
+            created_at: row.try_get("created_at").map_err(backend)?,
+            expires_at: row.try_get("expires_at").map_err(backend)?,
+        },
+        redeemed_at: row.try_get("redeemed_at").map_err(backend)?,
+        family_id: row.try_get("family_id").map_err(backend)?,
+        access_jti: row.try_get("access_jti").map_err(backend)?,
     })
 }
 
@@ -511,7 +561,7 @@ impl Store for SqliteStore {
             }
         }
         sqlx::query(
-            "INSERT INTO refresh_families (id, user_id, created_at, last_used_at, user_agent, ip, client_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO refresh_families (id, user_id, created_at, last_used_at, user_agent, ip, client_id, scope, auth_time, op_sid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&family.id)
         .bind(&family.user_id)
@@ -520,6 +570,9 @@ impl Store for SqliteStore {
         .bind(&family.user_agent)
         .bind(&family.ip)
         .bind(&family.client_id)
+        .bind(&family.scope)
+        .bind(family.auth_time)
+        .bind(&family.op_sid)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -547,6 +600,7 @@ impl Store for SqliteStore {
             .bind(&req.presented)
             .bind(now - req.policy.idle)
             .bind(now - req.policy.absolute)
+            .bind(&req.client_id)
             .fetch_optional(&self.writer)
             .await
             .map_err(backend)?;
@@ -570,6 +624,12 @@ impl Store for SqliteStore {
             return Ok(Rotation::Unknown);
         };
         let family_id: String = row.try_get("family_id").map_err(backend)?;
+        let client_id: Option<String> = row.try_get("client_id").map_err(backend)?;
+        if client_id != req.client_id {
+            // Another kind's token (an OAuth grant's at /auth, or another
+            // client's): not this caller's to spend nor to take for a reuse.
+            return Ok(Rotation::Unknown);
+        }
         let revoked: Option<i64> = row.try_get("revoked_at").map_err(backend)?;
         let last_used: i64 = row.try_get("last_used_at").map_err(backend)?;
         let created: i64 = row.try_get("created_at").map_err(backend)?;
@@ -737,6 +797,169 @@ impl Store for SqliteStore {
         Ok(r.rows_affected() == 1)
     }
 
+    async fn create_code(&self, code: &AuthCode) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO oauth_codes ({CODE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)"
+        ))
+        .bind(&code.hash)
+        .bind(&code.client_id)
+        .bind(&code.user_id)
+        .bind(&code.redirect_uri)
+        .bind(&code.scope)
+        .bind(&code.code_challenge)
+        .bind(&code.nonce)
+        .bind(code.auth_time)
+        .bind(&code.op_sid)
+        .bind(code.created_at)
+        .bind(code.expires_at)
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn code(&self, hash: &[u8]) -> StoreResult<Option<StoredCode>> {
+        // On the writer: a code issued a moment ago on this node must be found.
+        let row = sqlx::query(Q_CODE)
+            .bind(hash)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(code_from).transpose()
+    }
+
+    async fn redeem_code(
+        &self,
+        hash: &[u8],
+        now: i64,
+        family_id: &str,
+        access_jti: &str,
+    ) -> StoreResult<bool> {
+        let r = sqlx::query(Q_REDEEM_CODE)
+            .bind(now)
+            .bind(family_id)
+            .bind(access_jti)
+            .bind(hash)
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn consented_scopes(&self, user_id: &str, client_id: &str) -> StoreResult<Vec<String>> {
+        let scopes: Vec<String> = sqlx::query_scalar(Q_CONSENTED)
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_all(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(scopes)
+    }
+
+    async fn grant_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &[String],
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        for token in scopes {
+            sqlx::query(
+                "INSERT INTO oauth_consents (user_id, client_id, scope_token, granted_at) \
+                 VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .bind(token)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn consents(&self, user_id: &str) -> StoreResult<Vec<Consent>> {
+        let rows = sqlx::query(
+            "SELECT client_id, scope_token, granted_at FROM oauth_consents \
+             WHERE user_id = ? ORDER BY client_id, scope_token",
+        )
+        .bind(user_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        let mut out: Vec<Consent> = Vec::new();
+        for row in rows {
+            let client_id: String = row.try_get("client_id").map_err(backend)?;
+            let token: String = row.try_get("scope_token").map_err(backend)?;
+            let at: i64 = row.try_get("granted_at").map_err(backend)?;
+            match out.last_mut() {
+                Some(c) if c.client_id == client_id => {
+                    c.scopes.push(token);
+                    c.granted_at = c.granted_at.min(at);
+                }
+                _ => out.push(Consent {
+                    client_id,
+                    scopes: vec![token],
+                    granted_at: at,
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn withdraw_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<Vec<String>>> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let r = sqlx::query("DELETE FROM oauth_consents WHERE user_id = ? AND client_id = ?")
+            .bind(user_id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if r.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE refresh_families SET revoked_at = ?, revoke_reason = 'consent_withdrawn' \
+             WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(ids))
+    }
+
+    async fn revoke_op_session_families(
+        &self,
+        op_sid: &str,
+        now: i64,
+        reason: &str,
+    ) -> StoreResult<Vec<String>> {
+        let ids: Vec<String> = sqlx::query_scalar(Q_REVOKE_OP_SESSION)
+            .bind(now)
+            .bind(reason)
+            .bind(op_sid)
+            .fetch_all(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(ids)
+    }
+
     async fn deny(&self, entries: &[DenyEntry]) -> StoreResult<Vec<Revoked>> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
         let mut written = Vec::with_capacity(entries.len());
@@ -889,11 +1112,13 @@ impl Store for SqliteStore {
         let absolute = run(Q_PRUNE_ABSOLUTE, now - policy.absolute).await?;
         let denylist = run(Q_PRUNE_DENYLIST, now).await?;
         let sessions = run(Q_PRUNE_SESSIONS, now).await?;
+        let codes = run(Q_PRUNE_CODES, now - CODE_RETENTION).await?;
         Ok(Pruned::of_parts(
             batch,
             [revoked, idle, absolute],
             denylist,
             sessions,
+            codes,
         ))
     }
 }

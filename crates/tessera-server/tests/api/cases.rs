@@ -2709,6 +2709,7 @@ async fn revocation_reaches_introspection_and_a_guard_on_the_revocation_feed() {
                 user_agent: None,
                 ip: None,
                 client_id: Some("svc".into()),
+                ..Default::default()
             },
             &tessera_server::store::NewRefresh {
                 hash: tessera_server::crypto::hash_secret(granted),
