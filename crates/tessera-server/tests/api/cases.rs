@@ -307,7 +307,11 @@ async fn access_token_has_the_rfc9068_shape_and_verifies_with_the_jwks() {
         .await
         .unwrap();
     let set = tessera_jose::JwkSet::from_json(&jwks).unwrap();
-    assert_eq!(set.keys().len(), 2, "current and next");
+    assert_eq!(
+        set.keys().len(),
+        4,
+        "current and next, of access tokens and of ID tokens"
+    );
     assert!(set.keys().iter().all(|k| !k.is_private()));
     let v = tessera_jose::jwt::Validation::new()
         .typ("at+jwt")
