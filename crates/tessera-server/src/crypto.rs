@@ -44,6 +44,29 @@ pub fn hash_secret(secret: &str) -> Vec<u8> {
     digest(&SHA256, secret.as_bytes()).as_ref().to_vec()
 }
 
+/// The PKCE S256 challenge of a verifier (RFC 7636 §4.2): base64url of its SHA-256.
+pub fn pkce_s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()))
+}
+
+/// The `at_hash` of an access token for an ID token signed with an algorithm of
+/// SHA-256 (RS256, ES256: the two this server signs ID tokens with): base64url of
+/// the left half of the hash of its ASCII (OpenID Connect Core §3.1.3.6).
+pub fn at_hash(access_token: &str) -> String {
+    let d = digest(&SHA256, access_token.as_bytes());
+    URL_SAFE_NO_PAD.encode(&d.as_ref()[..16])
+}
+
+/// The CSP source of an inline script or style: `sha256-` and the standard base64
+/// of its SHA-256.
+pub fn csp_hash(text: &str) -> String {
+    use base64::engine::general_purpose::STANDARD;
+    format!(
+        "'sha256-{}'",
+        STANDARD.encode(digest(&SHA256, text.as_bytes()))
+    )
+}
+
 /// Constant-time equality of two byte strings (the lengths may leak).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
@@ -160,6 +183,20 @@ mod tests {
         assert!(k.open(&s[..5], b"aad").is_err());
         let k2 = SealKey::from_base64(&k.to_base64()).unwrap();
         assert_eq!(&**k2.open(&s, b"aad").unwrap(), b"hello");
+    }
+
+    #[test]
+    fn pkce_and_at_hash_follow_their_rfcs() {
+        // RFC 7636 Appendix B.
+        assert_eq!(
+            pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        // OpenID Connect Core A.3/A.4 (the access token of the examples).
+        assert_eq!(
+            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
     }
 
     #[test]

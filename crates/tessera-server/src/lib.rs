@@ -2,7 +2,8 @@
 //!
 //! - [`config`]: typed, layered configuration;
 //! - [`startup`]: build, bind (port 0 in tests), serve, shut down gracefully;
-//! - [`routes`] and [`http`]: the HTTP surface, one [`error::ApiError`];
+//! - [`routes`] and [`http`]: the HTTP surface, one [`error::ApiError`]; [`pages`]:
+//!   the hosted login, consent and logout pages;
 //! - [`flows`]: what each route does, in the store's vocabulary, never SQL;
 //! - [`store`]: the storage trait and its SQLite implementation;
 //! - [`keys`], [`tokens`], [`denylist`]: signing keys, access tokens, revocation.
@@ -20,6 +21,7 @@ pub mod flows;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod pages;
 pub mod password;
 pub mod proxy;
 pub mod ratelimit;
