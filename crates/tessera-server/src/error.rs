@@ -85,6 +85,14 @@ impl ApiError {
         e
     }
 
+    /// 403 with `WWW-Authenticate: Bearer error="insufficient_scope"` (RFC 6750
+    /// §3.1): the token is good but lacks the scope `openid`.
+    pub fn insufficient_scope(description: impl Into<Cow<'static, str>>) -> Self {
+        let mut e = Self::new(StatusCode::FORBIDDEN, "insufficient_scope", description);
+        e.www_authenticate = Some("Bearer error=\"insufficient_scope\", scope=\"openid\"");
+        e
+    }
+
     /// 403: a cookie-authenticated change without the right `X-CSRF-Token`.
     pub fn csrf() -> Self {
         Self::new(

@@ -86,6 +86,24 @@ impl CookiePolicy {
         }
     }
 
+    /// The provider's single sign-on session cookie's name.
+    pub fn op_session_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-tessera_op"
+        } else {
+            "tessera_op"
+        }
+    }
+
+    /// The cookie of an authorization request waiting for its login or consent.
+    pub fn transaction_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-tessera_authz"
+        } else {
+            "tessera_authz"
+        }
+    }
+
     /// A `Set-Cookie` value.
     pub fn set(
         &self,
@@ -293,6 +311,42 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
                     "{name} is given more than once (RFC 6749 section 3.2)"
                 ))
             })
+    }
+}
+
+/// The fields the hosted pages' forms post (and RP-initiated logout's POST).
+pub const PAGE_FIELDS: &[&str] = &[
+    "username",
+    "password",
+    "csrf_token",
+    "decision",
+    "id_token_hint",
+    "client_id",
+    "post_logout_redirect_uri",
+    "state",
+];
+
+/// A form posted by a hosted page, or why it could not be read: a page shows the
+/// error itself (its rejection never answers JSON to a browser).
+#[derive(Debug)]
+pub struct PageForm(pub Result<FormParams, ApiError>);
+
+impl<S: Send + Sync> FromRequest<S> for PageForm {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        if !form_content_type(req.headers()) {
+            return Ok(Self(Err(ApiError::invalid_request(
+                "the form must be application/x-www-form-urlencoded",
+            ))));
+        }
+        let parsed = match read_body(req).await {
+            Ok(bytes) => FormParams::parse(&bytes, PAGE_FIELDS).map_err(|name| {
+                ApiError::invalid_request(format!("{name} is given more than once"))
+            }),
+            Err(e) => Err(e),
+        };
+        Ok(Self(parsed))
     }
 }
 

@@ -157,14 +157,35 @@ pub enum OAuthOp {
     IntrospectionInactive,
     /// A token was revoked at `/oauth/revoke`.
     Revocation,
+    /// An authorization code was issued.
+    CodeIssued,
+    /// An authorization code was redeemed at the token endpoint.
+    CodeRedeemed,
+    /// A spent authorization code was presented again (what it issued is revoked).
+    CodeReplay,
+    /// A user consented on the consent page.
+    ConsentGranted,
+    /// A user denied consent.
+    ConsentDenied,
+    /// A user withdrew a consent.
+    ConsentWithdrawn,
+    /// A provider session ended by RP-initiated logout.
+    ProviderLogout,
 }
 
 impl OAuthOp {
-    const ALL: [OAuthOp; 4] = [
+    const ALL: [OAuthOp; 11] = [
         Self::ClientAuthFailure,
         Self::IntrospectionActive,
         Self::IntrospectionInactive,
         Self::Revocation,
+        Self::CodeIssued,
+        Self::CodeRedeemed,
+        Self::CodeReplay,
+        Self::ConsentGranted,
+        Self::ConsentDenied,
+        Self::ConsentWithdrawn,
+        Self::ProviderLogout,
     ];
 
     fn name(self) -> &'static str {
@@ -173,6 +194,13 @@ impl OAuthOp {
             Self::IntrospectionActive => "introspection_active",
             Self::IntrospectionInactive => "introspection_inactive",
             Self::Revocation => "revocation",
+            Self::CodeIssued => "code_issued",
+            Self::CodeRedeemed => "code_redeemed",
+            Self::CodeReplay => "code_replay",
+            Self::ConsentGranted => "consent_granted",
+            Self::ConsentDenied => "consent_denied",
+            Self::ConsentWithdrawn => "consent_withdrawn",
+            Self::ProviderLogout => "provider_logout",
         }
     }
 }

@@ -32,6 +32,13 @@ pub struct Issued {
 
 debug_redacted!(Issued { expires_in, refresh_expires_in, sid, user; access_token, refresh_token });
 
+/// A refresh token spent: its family and user, and the successor to hand out.
+pub(crate) struct Spent {
+    pub(crate) family: Family,
+    pub(crate) user: User,
+    pub(crate) successor: String,
+}
+
 /// A session as `/auth/sessions` lists it.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
@@ -197,6 +204,21 @@ impl Core {
     }
 
     async fn rotate(&self, refresh_token: &str, ip: &str, now: i64) -> Result<Issued, AuthError> {
+        let spent = self.spend_refresh(refresh_token, None, ip, now).await?;
+        self.issue(spent.user, &spent.family, spent.successor, now)
+    }
+
+    /// Spends a refresh token of an `/auth` family (`client_id` `None`) or of a
+    /// grant to `client_id`, with rotation, the reuse interval and reuse detection:
+    /// a token spent before the reuse interval revokes its family and denies its
+    /// access tokens. A token of another kind is `InvalidGrant`, and untouched.
+    pub(crate) async fn spend_refresh(
+        &self,
+        refresh_token: &str,
+        client_id: Option<&str>,
+        ip: &str,
+        now: i64,
+    ) -> Result<Spent, AuthError> {
         if refresh_token.is_empty() || refresh_token.len() > 128 {
             return Err(AuthError::InvalidGrant);
         }
@@ -213,12 +235,16 @@ impl Core {
             now,
             reuse_interval: self.settings.reuse_interval,
             policy: self.settings.family,
-            client_id: None,
+            client_id: client_id.map(str::to_string),
         };
         match self.store.rotate_refresh(&req).await? {
             Rotation::Rotated { family, user } => {
                 self.metrics.op(TokenOp::RefreshRotated);
-                self.issue(user, &family, successor, now)
+                Ok(Spent {
+                    family,
+                    user,
+                    successor,
+                })
             }
             Rotation::Replayed {
                 family,
@@ -232,11 +258,15 @@ impl Core {
                     .map_err(|_| AuthError::Internal("a sealed successor is not text".into()))?;
                 self.metrics.op(TokenOp::RefreshReplayed);
                 tracing::info!(target: "audit", event = "refresh_replayed", user_id = %user.id, sid = %family.id, "spent refresh token within the reuse interval; same successor answered");
-                self.issue(user, &family, successor, now)
+                Ok(Spent {
+                    family,
+                    user,
+                    successor,
+                })
             }
             Rotation::ReuseDetected { family_id, user_id } => {
                 self.metrics.op(TokenOp::RefreshReuse);
-                tracing::warn!(target: "audit", event = "refresh_reuse", user_id = %user_id, sid = %family_id, ip, "a spent refresh token was presented again; its family is revoked");
+                tracing::warn!(target: "audit", event = "refresh_reuse", user_id = %user_id, sid = %family_id, client_id = client_id.unwrap_or(""), ip, "a spent refresh token was presented again; its family is revoked");
                 self.deny_sessions(std::slice::from_ref(&family_id), now)
                     .await?;
                 Err(AuthError::InvalidGrant)

@@ -2,8 +2,10 @@
 //! Time comes from the [`Clock`]; tokens are minted through [`crate::tokens`].
 
 mod auth;
+mod authorize;
 mod clients;
 mod oauth;
+mod oidc;
 mod stateful;
 
 use std::sync::Arc;
@@ -13,11 +15,16 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub use auth::{Issued, SessionInfo, add_user};
+pub use authorize::{
+    AUTHORIZE_PARAMETERS, AuthorizeError, AuthorizeRequest, AuthorizeResponse, CODE_TTL, Next,
+    OpSession, ReturnTo, TRANSACTION_TTL, Transaction,
+};
 pub use clients::{ClientError, NewClient, Registered, add_client, list_clients, remove_client};
 pub use oauth::{
     AuthMethod, AuthenticatedClient, ClientCredentials, Introspection, IssuedToken, OAuthError,
     TokenHint, TokenRequest,
 };
+pub use oidc::{IdTokenHint, LoggedOut, UserInfo};
 pub use stateful::StatefulLogin;
 
 use crate::cache::{Health, HotState, MemoryHot, RedisHot};
@@ -125,6 +132,7 @@ pub struct Core {
     /// Settings.
     pub settings: Settings,
     csrf_key: hmac::Key,
+    tx_key: crate::crypto::SealKey,
 }
 
 impl std::fmt::Debug for Core {
@@ -160,6 +168,7 @@ impl Core {
             Arc::clone(&clock),
         );
         let sessions: Arc<dyn SessionStore> = store.clone();
+        let tx_key = authorize::transaction_key(keys.kek());
         Self {
             store,
             hot: Arc::new(MemoryHot::new()),
@@ -174,6 +183,7 @@ impl Core {
             verifier,
             settings,
             csrf_key,
+            tx_key,
         }
     }
 

@@ -60,7 +60,7 @@ impl AuthenticatedClient {
         self.method != AuthMethod::None
     }
 
-    fn has_grant(&self, grant: GrantType) -> bool {
+    pub(crate) fn has_grant(&self, grant: GrantType) -> bool {
         self.client.grants.iter().any(|g| g == grant.as_str())
     }
 }
@@ -117,15 +117,25 @@ impl From<super::AuthError> for OAuthError {
 }
 
 /// A token request, once its client credentials are read.
-#[derive(Debug)]
+#[derive(Default)]
 pub struct TokenRequest {
     /// `grant_type`.
     pub grant_type: Option<String>,
     /// `scope`.
     pub scope: Option<String>,
+    /// `code` (`authorization_code`).
+    pub code: Option<String>,
+    /// `redirect_uri` (`authorization_code`).
+    pub redirect_uri: Option<String>,
+    /// `code_verifier` (`authorization_code`, PKCE).
+    pub code_verifier: Option<String>,
+    /// `refresh_token` (`refresh_token`).
+    pub refresh_token: Option<String>,
 }
 
-/// An access token issued at the token endpoint.
+debug_redacted!(TokenRequest { grant_type, scope, redirect_uri; code, code_verifier, refresh_token });
+
+/// What the token endpoint issued.
 pub struct IssuedToken {
     /// The access token.
     pub access_token: String,
@@ -133,9 +143,13 @@ pub struct IssuedToken {
     pub expires_in: i64,
     /// The scope granted.
     pub scope: String,
+    /// A refresh token (a grant with `offline_access`).
+    pub refresh_token: Option<String>,
+    /// An ID token (a grant with `openid`).
+    pub id_token: Option<String>,
 }
 
-debug_redacted!(IssuedToken { expires_in, scope; access_token });
+debug_redacted!(IssuedToken { expires_in, scope; access_token, refresh_token, id_token });
 
 /// The kind of token a client says it presents (`token_type_hint`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,10 +322,8 @@ impl Core {
             Ok(GrantType::ClientCredentials) => {
                 self.client_credentials(&client, req.scope.as_deref())
             }
-            Ok(_) => Err(OAuthError::UnsupportedGrantType(
-                "this server does not take this grant type at the token endpoint yet; it takes client_credentials"
-                    .into(),
-            )),
+            Ok(GrantType::AuthorizationCode) => self.authorization_code(&client, &req, ip).await,
+            Ok(GrantType::RefreshToken) => self.refresh_grant(&client, &req, ip).await,
             Err(_) => Err(OAuthError::UnsupportedGrantType(
                 "the grant type is not one this server supports".into(),
             )),
@@ -377,6 +389,8 @@ impl Core {
             access_token,
             expires_in: self.settings.access_ttl,
             scope,
+            refresh_token: None,
+            id_token: None,
         })
     }
 

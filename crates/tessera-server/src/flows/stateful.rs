@@ -22,7 +22,7 @@ debug_redacted!(StatefulLogin { user; session_id, csrf_token });
 impl Core {
     /// Where sessions live, if it answers: a Redis known to be down is not tried
     /// (each try would wait for its timeout); the health check finds it again.
-    fn session_store(&self) -> Result<&dyn crate::store::SessionStore, AuthError> {
+    pub(super) fn session_store(&self) -> Result<&dyn crate::store::SessionStore, AuthError> {
         if self.redis.as_ref().is_some_and(|h| !h.is_up()) {
             return Err(AuthError::Unavailable("Redis is unavailable".into()));
         }

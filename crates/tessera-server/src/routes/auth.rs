@@ -361,6 +361,71 @@ pub async fn delete_session(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// `GET /auth/consents`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentsResponse {
+    /// The caller's consents, by client id.
+    pub consents: Vec<ConsentItem>,
+}
+
+/// One consent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentItem {
+    /// The client.
+    pub client_id: String,
+    /// The scope consented to, space-separated.
+    pub scope: String,
+    /// When consent was first given (Unix seconds).
+    pub granted_at: i64,
+}
+
+/// The OAuth clients the caller consented to, and to what.
+#[utoipa::path(get, path = "/auth/consents", security(("bearer" = [])),
+    responses((status = 200, body = ConsentsResponse), (status = 401, body = crate::routes::ErrorBody),
+        (status = 503, body = crate::routes::ErrorBody)))]
+pub async fn consents(
+    State(s): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<ConsentsResponse>, ApiError> {
+    let list = s.core.consents(&auth.claims.sub).await?;
+    Ok(Json(ConsentsResponse {
+        consents: list
+            .into_iter()
+            .map(|c| ConsentItem {
+                client_id: c.client_id,
+                scope: c.scopes.join(" "),
+                granted_at: c.granted_at,
+            })
+            .collect(),
+    }))
+}
+
+/// Withdraws the caller's consent to a client; the caller's grants to it (refresh
+/// tokens, and the access tokens issued with them) end too.
+#[utoipa::path(delete, path = "/auth/consents/{client_id}", security(("bearer" = [])),
+    params(("client_id" = String, Path, description = "The client")),
+    responses(
+        (status = 204, description = "Consent withdrawn"),
+        (status = 400, description = "The id is not valid UTF-8 once decoded", body = crate::routes::ErrorBody),
+        (status = 401, body = crate::routes::ErrorBody),
+        (status = 403, body = crate::routes::ErrorBody),
+        (status = 404, description = "No consent to this client", body = crate::routes::ErrorBody),
+        (status = 503, body = crate::routes::ErrorBody),
+    ))]
+pub async fn withdraw_consent(
+    State(s): State<AppState>,
+    auth: Authenticated,
+    ApiPath(client_id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    match s.core.withdraw_consent(&auth.claims.sub, &client_id).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(crate::flows::AuthError::NotFound) => {
+            Err(ApiError::not_found("no consent to this client"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn answer(s: &AppState, issued: Issued, delivery: Delivery) -> Response {
     let mut res = match delivery {
         Delivery::Json => Json(TokenResponse {

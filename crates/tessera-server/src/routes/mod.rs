@@ -1,6 +1,7 @@
 //! The HTTP surface: `router(state)` builds the whole application.
 
 pub mod auth;
+pub mod authorize;
 pub mod feed;
 pub mod oauth;
 pub mod session;
@@ -14,7 +15,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post};
+use axum::routing::{delete, get, post};
 use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::openapi::security::{
@@ -67,10 +68,15 @@ pub struct Checks {
     info(title = "Tessera", description = "The Tessera authentication server."),
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, auth::logout_all, auth::me,
-        auth::sessions, auth::delete_session, feed::revocations,
+        auth::sessions, auth::delete_session, auth::consents, auth::withdraw_consent,
+        feed::revocations,
         session::login, session::me, session::logout,
         oauth::openid_configuration, oauth::authorization_server,
         oauth::token, oauth::introspect, oauth::revoke,
+        oauth::userinfo_get, oauth::userinfo_post,
+        // Left out: GET /oauth/authorize, POST /oauth/authorize/{login,consent} and
+        // GET|POST /oauth/logout answer HTML pages and redirects to browsers, not the
+        // JSON this document (and the fuzzer that holds routes to it) is about.
         jwks, healthz, readyz, metrics,
     ),
     components(schemas(ErrorBody, Health, Ready, Checks)),
@@ -150,9 +156,19 @@ pub fn router(
         .route(oauth::TOKEN_PATH, post(oauth::token))
         .route(oauth::INTROSPECT_PATH, post(oauth::introspect))
         .route(oauth::REVOKE_PATH, post(oauth::revoke))
-        .route(oauth::AUTHORIZE_PATH, any(oauth::not_yet))
-        .route(oauth::USERINFO_PATH, any(oauth::not_yet))
-        .route(oauth::END_SESSION_PATH, any(oauth::not_yet))
+        .route(oauth::AUTHORIZE_PATH, get(authorize::authorize))
+        .route(authorize::LOGIN_PATH, post(authorize::login))
+        .route(authorize::CONSENT_PATH, post(authorize::consent))
+        .route(
+            oauth::USERINFO_PATH,
+            get(oauth::userinfo_get).post(oauth::userinfo_post),
+        )
+        .route(
+            oauth::END_SESSION_PATH,
+            get(authorize::logout_get).post(authorize::logout_post),
+        )
+        .route("/auth/consents", get(auth::consents))
+        .route("/auth/consents/{client_id}", delete(auth::withdraw_consent))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

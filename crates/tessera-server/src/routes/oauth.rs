@@ -6,11 +6,9 @@
 //! require, and answer errors in the server's JSON shape with the codes of RFC 6749
 //! §5.2 (`invalid_client` always with 401 and `WWW-Authenticate: Basic`).
 //!
-//! Discovery names every endpoint of the provider. Three of them, the
-//! authorization, userinfo and end-session endpoints, come with the authorization
-//! code flow; until then their routes answer 501 `not_implemented` in the error
-//! shape (so that a client sees what is missing, not a 404), and they are left out
-//! of the OpenAPI document (there is no contract to fuzz yet).
+//! Discovery names every endpoint of the provider. The authorization and
+//! end-session endpoints answer HTML pages and redirects (`routes::authorize`) and
+//! are left out of the OpenAPI document; userinfo is here.
 
 use axum::Json;
 use axum::extract::State;
@@ -103,13 +101,24 @@ pub struct ProviderMetadata {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct TokenForm {
-    /// The grant. `client_credentials` is served; `authorization_code` and
-    /// `refresh_token` answer `unsupported_grant_type` until the authorization code
-    /// flow is in.
+    /// The grant.
     #[schema(inline)]
     grant_type: GrantTypeName,
-    /// Space-separated scope tokens (RFC 6749 §3.3) within the client's; by default
-    /// all of the client's that do not name a user.
+    /// `authorization_code`: the code the authorization endpoint issued.
+    #[schema(nullable = false)]
+    code: Option<String>,
+    /// `authorization_code`: the redirect URI of the authorization request.
+    #[schema(nullable = false)]
+    redirect_uri: Option<String>,
+    /// `authorization_code`: the PKCE verifier (RFC 7636), 43 to 128 characters.
+    #[schema(nullable = false)]
+    code_verifier: Option<String>,
+    /// `refresh_token`: the refresh token.
+    #[schema(nullable = false)]
+    refresh_token: Option<String>,
+    /// Space-separated scope tokens (RFC 6749 §3.3). `client_credentials`: within
+    /// the client's, by default all of the client's that do not name a user.
+    /// `refresh_token`: within the grant's (by default all of it).
     #[schema(nullable = false)]
     scope: Option<String>,
     /// `client_secret_post`: the client id (or a public client naming itself).
@@ -175,9 +184,17 @@ pub struct OAuthTokenResponse {
     pub expires_in: i64,
     /// The scope granted, space-separated.
     pub scope: String,
+    /// A refresh token: for a grant with `offline_access` (and at every refresh,
+    /// its successor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// An ID token (OpenID Connect Core §2), for a grant with `openid`: signed by
+    /// the ID-token key (`id_token_signing_alg`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
-debug_redacted!(OAuthTokenResponse { token_type, expires_in, scope; access_token });
+debug_redacted!(OAuthTokenResponse { token_type, expires_in, scope; access_token, refresh_token, id_token });
 
 /// An introspection response (RFC 7662 §2.2): `{"active": false}` and nothing
 /// else for a token that is not active.
@@ -231,13 +248,14 @@ pub async fn authorization_server(State(s): State<AppState>) -> Response {
     metadata(&s)
 }
 
-/// The token endpoint: `client_credentials` (RFC 6749 §4.4).
+/// The token endpoint: `authorization_code` with PKCE (RFC 6749 §4.1.3, RFC 7636),
+/// `refresh_token` (§6), `client_credentials` (§4.4).
 #[utoipa::path(post, path = "/oauth/token",
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     security((), ("client_secret_basic" = [])),
     responses(
         (status = 200, body = OAuthTokenResponse),
-        (status = 400, description = "invalid_request, unauthorized_client, unsupported_grant_type, invalid_scope", body = crate::routes::ErrorBody),
+        (status = 400, description = "invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope", body = crate::routes::ErrorBody),
         (status = 401, description = "invalid_client", body = crate::routes::ErrorBody),
         (status = 413, body = crate::routes::ErrorBody),
         (status = 429, body = crate::routes::ErrorBody),
@@ -257,9 +275,14 @@ pub async fn token(
             return Err(e);
         }
     };
+    let param = |name: &str| form.get(name).map(str::to_string);
     let req = TokenRequest {
         grant_type: grant_type.map(str::to_string),
-        scope: form.get("scope").map(str::to_string),
+        scope: param("scope"),
+        code: param("code"),
+        redirect_uri: param("redirect_uri"),
+        code_verifier: param("code_verifier"),
+        refresh_token: param("refresh_token"),
     };
     let issued = s.core.token(creds, req, &client.ip).await?;
     let mut res = Json(OAuthTokenResponse {
@@ -267,6 +290,8 @@ pub async fn token(
         token_type: "Bearer",
         expires_in: issued.expires_in,
         scope: issued.scope,
+        refresh_token: issued.refresh_token,
+        id_token: issued.id_token,
     })
     .into_response();
     no_store(&mut res);
@@ -374,11 +399,88 @@ pub async fn revoke(
     Ok(res)
 }
 
-/// The routes discovery names that the authorization code flow will fill.
-pub async fn not_yet() -> ApiError {
-    ApiError::not_implemented(
-        "this endpoint comes with the authorization code flow and is not served yet",
-    )
+/// What userinfo answers (OpenID Connect Core §5.3).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserInfoResponse {
+    /// The user id (the `sub` of the ID token).
+    pub sub: String,
+    /// The username, with the scope `profile`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+}
+
+/// Userinfo (OpenID Connect Core §5.3): the user of a client's access token that
+/// holds `openid`.
+#[utoipa::path(get, path = "/oauth/userinfo", security(("bearer" = [])),
+    responses(
+        (status = 200, body = UserInfoResponse),
+        (status = 400, description = "Malformed Authorization", body = crate::routes::ErrorBody),
+        (status = 401, description = "No token, or a token refused (WWW-Authenticate: Bearer)", body = crate::routes::ErrorBody),
+        (status = 403, description = "insufficient_scope: the token lacks openid", body = crate::routes::ErrorBody),
+        (status = 503, body = crate::routes::ErrorBody),
+    ))]
+pub async fn userinfo_get(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    userinfo(&s, &headers).await
+}
+
+/// Userinfo by POST (OpenID Connect Core §5.3.1), the token in `Authorization`.
+#[utoipa::path(post, path = "/oauth/userinfo", security(("bearer" = [])),
+    responses(
+        (status = 200, body = UserInfoResponse),
+        (status = 400, description = "Malformed Authorization", body = crate::routes::ErrorBody),
+        (status = 401, description = "No token, or a token refused (WWW-Authenticate: Bearer)", body = crate::routes::ErrorBody),
+        (status = 403, description = "insufficient_scope: the token lacks openid", body = crate::routes::ErrorBody),
+        (status = 413, body = crate::routes::ErrorBody),
+        (status = 503, body = crate::routes::ErrorBody),
+    ))]
+pub async fn userinfo_post(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    userinfo(&s, &headers).await
+}
+
+async fn userinfo(s: &AppState, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let token = tessera_guard::bearer_token(headers).map_err(|e| match e.kind() {
+        tessera_guard::RejectionKind::InvalidRequest => {
+            ApiError::malformed_authorization(e.description().to_owned())
+        }
+        _ => ApiError::invalid_token(e.description().to_owned()),
+    })?;
+    let Some(token) = token else {
+        return Err(ApiError::missing_token());
+    };
+    let claims = s
+        .core
+        .verify_access(token)
+        .await
+        .map_err(|r| ApiError::invalid_token(r.0))?;
+    if !matches!(
+        claims.kind(),
+        Some(crate::tokens::TokenKind::UserGrant { .. })
+    ) {
+        return Err(ApiError::invalid_token(
+            "userinfo takes the access token of a user's grant to a client",
+        ));
+    }
+    if !crate::flows::Core::is_openid_grant(&claims) {
+        return Err(ApiError::insufficient_scope(
+            "the access token was not granted the scope openid",
+        ));
+    }
+    let Some(info) = s.core.userinfo(&claims).await? else {
+        return Err(ApiError::invalid_token("the token's user no longer exists"));
+    };
+    let mut res = Json(UserInfoResponse {
+        sub: info.sub,
+        preferred_username: info.preferred_username,
+    })
+    .into_response();
+    no_store(&mut res);
+    Ok(res)
 }
 
 fn no_client() -> ApiError {

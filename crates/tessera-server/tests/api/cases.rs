@@ -2390,12 +2390,35 @@ async fn token_endpoint_refusals_carry_the_rfc_6749_codes() {
             .await;
         assert_eq!(oauth_error(r).await, bad("invalid_scope"), "{scope:?}");
     }
-    // Grants this server does not take (yet): unsupported_grant_type.
-    for grant in ["password", "authorization_code", "refresh_token", "implicit"] {
+    // Grants this server does not take: unsupported_grant_type.
+    for grant in ["password", "implicit"] {
         let r = app
             .post_form("/oauth/token", &[("grant_type", grant)], ok)
             .await;
         assert_eq!(oauth_error(r).await, bad("unsupported_grant_type"), "{grant}");
+    }
+    // The grants it takes say what they miss.
+    for grant in ["authorization_code", "refresh_token"] {
+        let r = app
+            .post_form("/oauth/token", &[("grant_type", grant)], ok)
+            .await;
+        assert_eq!(oauth_error(r).await, bad("invalid_request"), "{grant}");
+    }
+    for (name, value) in [("code", "no-such-code"), ("refresh_token", "no-such-token")] {
+        let grant = if name == "code" { "authorization_code" } else { "refresh_token" };
+        let r = app
+            .post_form(
+                "/oauth/token",
+                &[
+                    ("grant_type", grant),
+                    (name, value),
+                    ("redirect_uri", "https://svc.example/cb"),
+                    ("code_verifier", &"v".repeat(43)),
+                ],
+                ok,
+            )
+            .await;
+        assert_eq!(oauth_error(r).await, bad("invalid_grant"), "{grant}");
     }
     // No grant_type, or an empty one (a parameter without a value is omitted).
     for params in [&[][..], &[("grant_type", "")][..]] {
@@ -2836,7 +2859,7 @@ async fn discovery_documents_name_only_real_endpoints() {
                 .await
                 .unwrap();
             assert_ne!(r.status(), StatusCode::NOT_FOUND, "{method} {name} {path}");
-            assert!(!r.status().is_server_error() || r.status() == StatusCode::NOT_IMPLEMENTED);
+            assert!(!r.status().is_server_error(), "{method} {name}: {}", r.status());
         }
     }
     let array = |name: &str| oidc[name].clone();
@@ -2863,8 +2886,1066 @@ async fn discovery_documents_name_only_real_endpoints() {
     assert_eq!(oidc["authorization_response_iss_parameter_supported"], true);
     assert_eq!(oidc["request_uri_parameter_supported"], false);
     assert!(array("claims_supported").as_array().unwrap().contains(&json!("sub")));
-    // The endpoints still to come say so, in the error shape.
+    // The authorization endpoint without a client answers a page, not a redirect.
     let r = app.http.get(app.url("/oauth/authorize")).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED);
-    assert_eq!(error_of(r).await.1, "not_implemented");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+}
+
+// ----- OpenID Connect: the authorization code flow, driven like a browser ------------
+
+/// Registers an OpenID Connect client beside the running server: redirect URI
+/// `https://ID.example/cb`, post-logout URI `https://ID.example/bye`, the default
+/// grants; returns the secret of a confidential one.
+async fn add_oidc_client(app: &TestApp, id: &str, confidential: bool, scopes: &[&str]) -> Option<String> {
+    let store = tessera_server::startup::open_store(&app.config)
+        .await
+        .unwrap();
+    let r = tessera_server::flows::add_client(
+        store.as_ref(),
+        app.clock.now(),
+        tessera_server::flows::NewClient {
+            id: id.into(),
+            confidential,
+            redirect_uris: vec![format!("https://{id}.example/cb")],
+            post_logout_redirect_uris: vec![format!("https://{id}.example/bye")],
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            grants: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    store.close().await;
+    r.secret.map(|s| s.to_string())
+}
+
+/// A browser without JavaScript: it follows nothing by itself and keeps its cookies
+/// by hand, as a server sets them.
+struct Browser {
+    http: reqwest::Client,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+/// An answer as a browser saw it.
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    /// The value of the hidden (or any) input `name` of the page's form.
+    fn field(&self, name: &str) -> String {
+        let needle = format!("name=\"{name}\" value=\"");
+        let at = self
+            .body
+            .find(&needle)
+            .unwrap_or_else(|| panic!("no field {name} in {}", self.body));
+        let rest = &self.body[at + needle.len()..];
+        rest[..rest.find('"').unwrap()].to_string()
+    }
+
+    /// The parameters of the redirect's Location, which must start with `prefix`.
+    fn redirected_to(&self, prefix: &str) -> std::collections::HashMap<String, String> {
+        assert_eq!(self.status, StatusCode::SEE_OTHER, "{}", self.body);
+        let location = self.headers["location"].to_str().unwrap();
+        assert!(location.starts_with(prefix), "{location} is not under {prefix}");
+        let query = location.split_once('?').map_or("", |(_, q)| q);
+        form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+    }
+
+    fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header"))
+            .to_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+impl Browser {
+    fn new() -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: Default::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn take(&mut self, r: reqwest::Response) -> Page {
+        for c in set_cookies(r.headers()) {
+            let (pair, attrs) = c.split_once(';').unwrap_or((&c, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            assert!(attrs.contains("HttpOnly"), "{c}");
+            assert!(attrs.contains("SameSite=Lax") && attrs.contains("Path=/"), "{c}");
+            if attrs.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.into(), value.into());
+            }
+        }
+        Page {
+            status: r.status(),
+            headers: r.headers().clone(),
+            body: r.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> Page {
+        let r = self
+            .http
+            .get(url)
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.take(r).await
+    }
+
+    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
+        let r = self
+            .http
+            .post(url)
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.take(r).await
+    }
+}
+
+/// A PKCE pair: (verifier, S256 challenge).
+fn pkce() -> (String, String) {
+    let verifier = format!("{}-verifier-{}", tessera_server::crypto::random_token().unwrap(), "x".repeat(8));
+    let challenge = tessera_server::crypto::pkce_s256(&verifier);
+    (verifier, challenge)
+}
+
+impl TestApp {
+    /// The authorization URL of client `id` with these parameters on top of a good
+    /// request's (`response_type=code`, its redirect URI, `scope=openid`, S256).
+    fn authorize_url(&self, id: &str, challenge: &str, extra: &[(&str, &str)]) -> String {
+        let mut params: Vec<(&str, String)> = vec![
+            ("response_type", "code".into()),
+            ("client_id", id.into()),
+            ("redirect_uri", format!("https://{id}.example/cb")),
+            ("scope", "openid".into()),
+            ("state", "st-1".into()),
+            ("code_challenge", challenge.into()),
+            ("code_challenge_method", "S256".into()),
+        ];
+        for (k, v) in extra {
+            params.retain(|(n, _)| n != k);
+            if !v.is_empty() {
+                params.push((k, v.to_string()));
+            }
+        }
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &params {
+            q.append_pair(k, v);
+        }
+        self.url(&format!("/oauth/authorize?{}", q.finish()))
+    }
+
+    /// Drives the pages: login (when asked) as `username`, consent (when asked)
+    /// allowed; returns the code the client got, checked with its state and iss.
+    async fn code_for(&self, b: &mut Browser, id: &str, challenge: &str, extra: &[(&str, &str)], username: &str) -> String {
+        let mut page = b.get(&self.authorize_url(id, challenge, extra)).await;
+        if page.body.contains(">Sign in</button>") {
+            assert_eq!(page.status, StatusCode::OK);
+            let csrf = page.field("csrf_token");
+            page = b
+                .post(
+                    &self.url("/oauth/authorize/login"),
+                    &[("csrf_token", &csrf), ("username", username), ("password", "correct horse")],
+                )
+                .await;
+        }
+        if page.body.contains(">Allow</button>") {
+            assert_eq!(page.status, StatusCode::OK);
+            let csrf = page.field("csrf_token");
+            page = b
+                .post(
+                    &self.url("/oauth/authorize/consent"),
+                    &[("csrf_token", &csrf), ("decision", "allow")],
+                )
+                .await;
+        }
+        let p = page.redirected_to(&format!("https://{id}.example/cb?"));
+        let want_state = extra
+            .iter()
+            .find(|(k, _)| *k == "state")
+            .map_or("st-1", |(_, v)| v);
+        assert_eq!(p.get("state").map(String::as_str), Some(want_state));
+        assert_eq!(p["iss"], self.issuer());
+        p["code"].clone()
+    }
+
+    /// Redeems a code at the token endpoint.
+    async fn redeem(&self, id: &str, secret: Option<&str>, code: &str, verifier: Option<&str>) -> reqwest::Response {
+        let redirect = format!("https://{id}.example/cb");
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &redirect),
+        ];
+        if let Some(v) = verifier {
+            form.push(("code_verifier", v));
+        }
+        match secret {
+            Some(sec) => self.post_form("/oauth/token", &form, Some((id, sec))).await,
+            None => {
+                form.push(("client_id", id));
+                self.post_form("/oauth/token", &form, None).await
+            }
+        }
+    }
+}
+
+/// The claims of an ID token verified with the published JWKS as a relying party
+/// would: RS256, issuer, audience.
+async fn verified_id_token(app: &TestApp, id_token: &str, client: &str) -> Value {
+    let header = b64_json(id_token.split('.').next().unwrap());
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["typ"], "JWT");
+    let set = tessera_jose::JwkSet::from_json(jwks(app).await.to_string()).unwrap();
+    let v = tessera_jose::jwt::Validation::new()
+        .algorithms(&[tessera_jose::Algorithm::RS256])
+        .issuer(app.issuer())
+        .audience(client);
+    tessera_jose::jwt::decode_at::<Value>(id_token, &set, &v, app.clock.now())
+        .unwrap()
+        .claims
+}
+
+#[tokio::test]
+async fn the_code_flow_issues_tokens_and_an_id_token_that_verifies_with_the_jwks() {
+    let app = spawn_app!();
+    app.register("ada", "correct horse").await;
+    let secret = add_oidc_client(&app, "web", true, &["openid", "profile", "offline_access", "api"])
+        .await
+        .unwrap();
+    let (verifier, challenge) = pkce();
+    let mut b = Browser::new();
+
+    // The login page: labels, button, CSRF token, security headers; the username
+    // prefilled from login_hint.
+    let page = b
+        .get(&app.authorize_url(
+            "web",
+            &challenge,
+            &[("scope", "openid profile"), ("nonce", "n-123"), ("login_hint", "ada")],
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.header("content-type").starts_with("text/html"));
+    for needle in [
+        r#"<label for="username">Username</label>"#,
+        r#"<label for="password">Password</label>"#,
+        r#"<button type="submit">Sign in</button>"#,
+        r#"name="username" type="text""#,
+        r#"value="ada""#,
+    ] {
+        assert!(page.body.contains(needle), "{needle} in {}", page.body);
+    }
+    assert!(page.body.contains(r#"id="username""#) && page.body.contains(r#"id="password""#));
+    let csp = page.header("content-security-policy");
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert!(csp.contains("form-action 'self' https://web.example"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("script-src"), "{csp}");
+    assert_eq!(page.header("x-frame-options"), "DENY");
+    assert_eq!(page.header("cache-control"), "no-store");
+    assert!(!page.body.contains("<script"), "the login page needs no JavaScript");
+    let csrf = page.field("csrf_token");
+    assert!(csrf.len() >= 32);
+
+    // Signing in leads to the consent page, which names the client and each scope.
+    let page = b
+        .post(
+            &app.url("/oauth/authorize/login"),
+            &[("csrf_token", &csrf), ("username", "ada"), ("password", "correct horse")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let op_cookie = b.cookies.keys().find(|k| k.ends_with("tessera_op")).cloned();
+    assert_eq!(op_cookie.as_deref(), Some("tessera_op"), "{:?}", b.cookies);
+    for needle in [
+        "<strong>web</strong>",
+        "<code>openid</code>",
+        "<code>profile</code>",
+        r#"name="decision" value="allow">Allow</button>"#,
+        r#"name="decision" value="deny" class="secondary">Deny</button>"#,
+    ] {
+        assert!(page.body.contains(needle), "{needle} in {}", page.body);
+    }
+    assert_eq!(page.field("csrf_token"), csrf);
+    let page = b
+        .post(
+            &app.url("/oauth/authorize/consent"),
+            &[("csrf_token", &csrf), ("decision", "allow")],
+        )
+        .await;
+    let p = page.redirected_to("https://web.example/cb?");
+    assert_eq!((p["state"].as_str(), p["iss"].as_str()), ("st-1", app.issuer().as_str()));
+    assert!(!b.cookies.keys().any(|k| k.ends_with("tessera_authz")), "the request's cookie went");
+    let code = p["code"].clone();
+
+    // The code for tokens: no refresh token without offline_access.
+    let r = app.redeem("web", Some(&secret), &code, Some(&verifier)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["scope"], "openid profile");
+    assert!(t.get("refresh_token").is_none(), "{t}");
+    let at = s(&t, "access_token");
+    let claims = b64_json(at.split('.').nth(1).unwrap());
+    assert_eq!(b64_json(at.split('.').next().unwrap())["typ"], "at+jwt");
+    assert_eq!(claims["client_id"], "web");
+    assert_eq!(claims["scope"], "openid profile");
+    let grant_sid = s(&claims, "sid");
+    for absent in ["roles", "username"] {
+        assert!(claims.get(absent).is_none(), "{absent}: {claims}");
+    }
+
+    // The ID token, verified with the JWKS as a relying party does.
+    let id = verified_id_token(&app, &s(&t, "id_token"), "web").await;
+    let user_id = s(&claims, "sub");
+    assert_eq!(id["sub"], user_id.as_str());
+    assert_eq!(id["aud"], "web");
+    assert_eq!(id["azp"], "web");
+    assert_eq!(id["nonce"], "n-123");
+    assert_eq!(id["at_hash"], tessera_server::crypto::at_hash(&at).as_str());
+    let now = app.clock.now();
+    assert!((now - 5..=now).contains(&id["auth_time"].as_i64().unwrap()), "{id}");
+    assert!(id["exp"].as_i64().unwrap() > now);
+    let op_sid = s(&id, "sid");
+    assert_ne!(op_sid, grant_sid, "the ID token names the provider session");
+    assert!(!b.cookies.values().any(|v| v == &op_sid), "the sid is not the cookie");
+
+    // Userinfo, by GET and by POST.
+    for post in [false, true] {
+        let req = if post { app.http.post(app.url("/oauth/userinfo")) } else { app.http.get(app.url("/oauth/userinfo")) };
+        let r = req.bearer_auth(&at).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let u: Value = r.json().await.unwrap();
+        assert_eq!(u, json!({"sub": user_id, "preferred_username": "ada"}));
+    }
+    // Userinfo refusals carry their RFC 6750 challenge.
+    let r = app.http.get(app.url("/oauth/userinfo")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let r = app.get_bearer("/oauth/userinfo", "garbage.token.here").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer error=\"invalid_token\"");
+    let session = app.tokens("ada").await;
+    let r = app.get_bearer("/oauth/userinfo", &s(&session, "access_token")).await;
+    assert_eq!(error_of(r).await, (StatusCode::UNAUTHORIZED, "invalid_token".into()));
+    let cc = app.client_token("web", &secret, Some("api")).await;
+    let r = app.get_bearer("/oauth/userinfo", &s(&cc, "access_token")).await;
+    assert_eq!(error_of(r).await.1, "invalid_token", "a client's own token has no user");
+
+    // A grant's token is not for /auth.
+    assert_eq!(app.get_bearer("/auth/me", &at).await.status(), StatusCode::UNAUTHORIZED);
+
+    // Introspection sees it; revocation ends it, and introspection and userinfo see that.
+    let i = app.introspect(("web", &secret), &at).await;
+    assert_eq!(i["active"], true);
+    assert_eq!(i["client_id"], "web");
+    assert_eq!(i["username"], "ada");
+    let r = app
+        .post_form("/oauth/revoke", &[("token", &at)], Some(("web", &secret)))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(app.introspect(("web", &secret), &at).await, json!({"active": false}));
+    let r = app.get_bearer("/oauth/userinfo", &at).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Without profile: no username at userinfo; without openid: no ID token, and
+    // userinfo answers insufficient_scope.
+    let (v2, c2) = pkce();
+    let code = app.code_for(&mut b, "web", &c2, &[("scope", "openid")], "ada").await;
+    let t: Value = app.redeem("web", Some(&secret), &code, Some(&v2)).await.json().await.unwrap();
+    let u: Value = app.get_bearer("/oauth/userinfo", &s(&t, "access_token")).await.json().await.unwrap();
+    assert_eq!(u, json!({"sub": user_id}));
+    let (v3, c3) = pkce();
+    let code = app.code_for(&mut b, "web", &c3, &[("scope", "api")], "ada").await;
+    let t: Value = app.redeem("web", Some(&secret), &code, Some(&v3)).await.json().await.unwrap();
+    assert!(t.get("id_token").is_none(), "{t}");
+    let r = app.get_bearer("/oauth/userinfo", &s(&t, "access_token")).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer error=\"insufficient_scope\", scope=\"openid\""
+    );
+
+    let m = app.metrics_page().await;
+    for line in [
+        "tessera_oauth_token_requests_total{grant=\"authorization_code\",outcome=\"issued\"} 3",
+        "tessera_oauth_operations_total{op=\"code_issued\"} 3",
+        "tessera_oauth_operations_total{op=\"code_redeemed\"} 3",
+        "tessera_oauth_operations_total{op=\"consent_granted\"} 2",
+    ] {
+        assert!(m.contains(line), "{line} in {m}");
+    }
+}
+
+#[tokio::test]
+async fn oauth_refresh_tokens_rotate_and_a_reuse_revokes_the_grant() {
+    let app = spawn_app!();
+    app.register("ada", "correct horse").await;
+    add_oidc_client(&app, "spa", false, &["openid", "offline_access"]).await;
+    let (verifier, challenge) = pkce();
+    let mut b = Browser::new();
+    let code = app
+        .code_for(&mut b, "spa", &challenge, &[("scope", "openid offline_access"), ("nonce", "n1")], "ada")
+        .await;
+    // A public client redeems with its client_id alone.
+    let r = app.redeem("spa", None, &code, Some(&verifier)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let t: Value = r.json().await.unwrap();
+    let rt = s(&t, "refresh_token");
+    let first_at = s(&t, "access_token");
+
+    let refresh = |token: String| {
+        let app = &app;
+        async move {
+            app.post_form(
+                "/oauth/token",
+                &[("grant_type", "refresh_token"), ("refresh_token", &token), ("client_id", "spa")],
+                None,
+            )
+            .await
+        }
+    };
+    let r = refresh(rt.clone()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let t2: Value = r.json().await.unwrap();
+    let rt2 = s(&t2, "refresh_token");
+    assert_ne!(rt2, rt, "rotated");
+    assert_eq!(t2["scope"], "openid offline_access");
+    let id = verified_id_token(&app, &s(&t2, "id_token"), "spa").await;
+    assert!(id.get("nonce").is_none(), "no nonce at a refresh: {id}");
+    assert_eq!(id["auth_time"], verified_id_token(&app, &s(&t, "id_token"), "spa").await["auth_time"]);
+    // Within the reuse interval the spent token answers the same successor.
+    let again: Value = refresh(rt.clone()).await.json().await.unwrap();
+    assert_eq!(s(&again, "refresh_token"), rt2);
+    // A refresh token of the grant is no /auth refresh token, and no other client's.
+    let r = app.refresh(&rt2).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    add_oidc_client(&app, "other", false, &["openid"]).await;
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt2), ("client_id", "other")],
+            None,
+        )
+        .await;
+    assert_eq!(oauth_error(r).await, bad("invalid_grant"));
+    // Narrowing the scope is allowed, widening is not.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt2), ("client_id", "spa"), ("scope", "openid profile")],
+            None,
+        )
+        .await;
+    assert_eq!(oauth_error(r).await, bad("invalid_scope"));
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt2), ("client_id", "spa"), ("scope", "openid")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let t3: Value = r.json().await.unwrap();
+    assert_eq!(t3["scope"], "openid");
+    let live_at = s(&t3, "access_token");
+    assert_eq!(app.get_bearer("/oauth/userinfo", &live_at).await.status(), StatusCode::OK);
+
+    // After the reuse interval, a spent token is theft: the grant ends, its access
+    // tokens with it.
+    app.clock.advance(11);
+    let r = refresh(rt.clone()).await;
+    assert_eq!(oauth_error(r).await, bad("invalid_grant"));
+    let r = refresh(s(&t3, "refresh_token")).await;
+    assert_eq!(oauth_error(r).await, bad("invalid_grant"), "the family is revoked");
+    for at in [&first_at, &live_at] {
+        assert_eq!(app.get_bearer("/oauth/userinfo", at).await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let m = app.metrics_page().await;
+    assert!(
+        m.contains("tessera_oauth_token_requests_total{grant=\"refresh_token\",outcome=\"issued\"} 3"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn single_sign_on_reaches_a_second_client_without_the_password() {
+    let app = spawn_app!();
+    app.register("ada", "correct horse").await;
+    let s1 = add_oidc_client(&app, "one", true, &["openid"]).await.unwrap();
+    let s2 = add_oidc_client(&app, "two", true, &["openid"]).await.unwrap();
+    let mut b = Browser::new();
+    let (v1, c1) = pkce();
+    let code = app.code_for(&mut b, "one", &c1, &[], "ada").await;
+    let t1: Value = app.redeem("one", Some(&s1), &code, Some(&v1)).await.json().await.unwrap();
+    let id1 = verified_id_token(&app, &s(&t1, "id_token"), "one").await;
+
+    // The second client: no login page, only its consent; the same provider session.
+    app.clock.advance(30);
+    let (v2, c2) = pkce();
+    let page = b.get(&app.authorize_url("two", &c2, &[])).await;
+    assert!(!page.body.contains("Sign in"), "{}", page.body);
+    assert!(page.body.contains(">Allow</button>"), "{}", page.body);
+    let csrf = page.field("csrf_token");
+    let page = b
+        .post(&app.url("/oauth/authorize/consent"), &[("csrf_token", &csrf), ("decision", "allow")])
+        .await;
+    let code = page.redirected_to("https://two.example/cb?")["code"].clone();
+    let t2: Value = app.redeem("two", Some(&s2), &code, Some(&v2)).await.json().await.unwrap();
+    let id2 = verified_id_token(&app, &s(&t2, "id_token"), "two").await;
+    assert_eq!(id2["sid"], id1["sid"]);
+    assert_eq!(id2["auth_time"], id1["auth_time"], "no new login");
+    assert_eq!(id2["sub"], id1["sub"]);
+
+    // The same client later: consent is remembered, so the code comes at once.
+    let (_, c3) = pkce();
+    let page = b.get(&app.authorize_url("one", &c3, &[])).await;
+    page.redirected_to("https://one.example/cb?");
+    // prompt=none answers with a code too.
+    let page = b.get(&app.authorize_url("one", &c3, &[("prompt", "none")])).await;
+    assert!(page.redirected_to("https://one.example/cb?").contains_key("code"));
+
+    // max_age shorter than the session's age, or prompt=login, asks again.
+    for extra in [[("max_age", "10")], [("prompt", "login")]] {
+        let page = b.get(&app.authorize_url("one", &c3, &extra)).await;
+        assert!(page.body.contains(">Sign in</button>"), "{extra:?}: {}", page.body);
+    }
+    let page = b
+        .get(&app.authorize_url("one", &c3, &[("max_age", "10"), ("prompt", "none")]))
+        .await;
+    assert_eq!(page.redirected_to("https://one.example/cb?")["error"], "login_required");
+    let (v4, c4) = pkce();
+    let code = app.code_for(&mut b, "one", &c4, &[("prompt", "login")], "ada").await;
+    let t4: Value = app.redeem("one", Some(&s1), &code, Some(&v4)).await.json().await.unwrap();
+    let id4 = verified_id_token(&app, &s(&t4, "id_token"), "one").await;
+    assert_eq!(id4["auth_time"], app.clock.now());
+    assert_ne!(id4["sid"], id1["sid"], "a new login is a new provider session");
+
+    // Another browser has no session.
+    let mut other = Browser::new();
+    let page = other.get(&app.authorize_url("one", &c3, &[("prompt", "none")])).await;
+    assert_eq!(page.redirected_to("https://one.example/cb?")["error"], "login_required");
+}
+
+#[tokio::test]
+async fn rp_initiated_logout_ends_the_session_and_redirects_only_to_a_registered_uri() {
+    let app = spawn_app!();
+    app.register("ada", "correct horse").await;
+    let secret = add_oidc_client(&app, "web", true, &["openid", "offline_access"]).await.unwrap();
+    add_oidc_client(&app, "evil", true, &["openid"]).await;
+    let mut b = Browser::new();
+    let (v, c) = pkce();
+    let code = app.code_for(&mut b, "web", &c, &[("scope", "openid offline_access")], "ada").await;
+    let t: Value = app.redeem("web", Some(&secret), &code, Some(&v)).await.json().await.unwrap();
+    let id_token = s(&t, "id_token");
+    let at = s(&t, "access_token");
+
+    // A post-logout URI not registered for the client: signed out, but no redirect.
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("id_token_hint", &id_token)
+        .append_pair("post_logout_redirect_uri", "https://evil.example/bye")
+        .append_pair("state", "s9");
+    let page = b.get(&app.url(&format!("/oauth/logout?{}", q.finish()))).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("signed out"), "{}", page.body);
+    assert!(page.headers.get("location").is_none());
+    assert!(!b.cookies.keys().any(|k| k.ends_with("tessera_op")), "the session cookie is cleared");
+    // The session and its grants ended: the refresh token, the access token.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &s(&t, "refresh_token"))],
+            Some(("web", &secret)),
+        )
+        .await;
+    assert_eq!(oauth_error(r).await, bad("invalid_grant"));
+    assert_eq!(app.get_bearer("/oauth/userinfo", &at).await.status(), StatusCode::UNAUTHORIZED);
+    // The browser's old cookie no longer signs in.
+    let page = b.get(&app.authorize_url("web", &c, &[("prompt", "none")])).await;
+    assert_eq!(page.redirected_to("https://web.example/cb?")["error"], "login_required");
+
+    // A registered URI, by POST with client_id: redirected, with the state.
+    let (v, c) = pkce();
+    let code = app.code_for(&mut b, "web", &c, &[], "ada").await;
+    let t: Value = app.redeem("web", Some(&secret), &code, Some(&v)).await.json().await.unwrap();
+    let page = b
+        .post(
+            &app.url("/oauth/logout"),
+            &[
+                ("id_token_hint", &s(&t, "id_token")),
+                ("client_id", "web"),
+                ("post_logout_redirect_uri", "https://web.example/bye"),
+                ("state", "s10"),
+            ],
+        )
+        .await;
+    assert_eq!(page.redirected_to("https://web.example/bye?")["state"], "s10");
+    // The hint names another client than client_id: no redirect.
+    let page = b
+        .post(
+            &app.url("/oauth/logout"),
+            &[
+                ("id_token_hint", &s(&t, "id_token")),
+                ("client_id", "evil"),
+                ("post_logout_redirect_uri", "https://evil.example/bye"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    // Without anything: the page.
+    let page = b.get(&app.url("/oauth/logout")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.header("x-frame-options"), "DENY");
+}
+
+#[tokio::test]
+async fn a_wrong_redirect_uri_or_client_gets_an_error_page_and_no_redirect() {
+    let app = spawn_app!();
+    add_oidc_client(&app, "web", true, &["openid"]).await;
+    let (_, c) = pkce();
+    let mut b = Browser::new();
+    for extra in [
+        vec![("redirect_uri", "https://evil.example/cb")],
+        vec![("redirect_uri", "https://web.example/cb/")],
+        vec![("redirect_uri", "https://web.example/cb?x=1")],
+        vec![("redirect_uri", "HTTPS://web.example/cb")],
+        vec![("redirect_uri", "")],
+        vec![("client_id", "nobody")],
+        vec![("client_id", "")],
+        // Even with other errors, nothing is redirected before the URI is good.
+        vec![("redirect_uri", "https://evil.example/cb"), ("response_type", "token")],
+    ] {
+        let page = b.get(&app.authorize_url("web", &c, &extra)).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{extra:?}");
+        assert!(page.headers.get("location").is_none(), "{extra:?}");
+        assert!(page.header("content-type").starts_with("text/html"));
+        assert!(page.body.contains("class=\"error\""), "{}", page.body);
+        assert!(!page.body.contains("evil.example"), "{}", page.body);
+    }
+    // A parameter given twice: a page too.
+    let url = format!("{}&client_id=web", app.authorize_url("web", &c, &[]));
+    assert_eq!(b.get(&url).await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn authorization_request_errors_are_redirected_with_their_codes() {
+    let app = spawn_app!();
+    app.register("ada", "correct horse").await;
+    add_oidc_client(&app, "web", true, &["openid"]).await;
+    add_oidc_client(&app, "m2m", true, &["api"]).await;
+    let (_, c) = pkce();
+    let mut b = Browser::new();
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        // The implicit and hybrid flows are refused (RFC 9700).
+        (vec![("response_type", "token")], "unsupported_response_type"),
+        (vec![("response_type", "id_token token")], "unsupported_response_type"),
+        (vec![("response_type", "")], "invalid_request"),
+        // PKCE with S256, for every client.
+        (vec![("code_challenge", "")], "invalid_request"),
+        (vec![("code_challenge_method", "plain")], "invalid_request"),
+        (vec![("code_challenge_method", "")], "invalid_request"),
+        (vec![("code_challenge", "short")], "invalid_request"),
+        (vec![("scope", "openid admin")], "invalid_scope"),
+        (vec![("scope", "")], "invalid_scope"),
+        (vec![("prompt", "none login")], "invalid_request"),
+        (vec![("prompt", "select_account")], "invalid_request"),
+        (vec![("max_age", "soon")], "invalid_request"),
+        (vec![("response_mode", "fragment")], "invalid_request"),
+        (vec![("request", "eyJ.x.y")], "request_not_supported"),
+        (vec![("request_uri", "https://x.example/r")], "request_uri_not_supported"),
+    ];
+    for (extra, code) in cases {
+        let page = b.get(&app.authorize_url("web", &c, &extra)).await;
+        let p = page.redirected_to("https://web.example/cb?");
+        assert_eq!(p["error"], code, "{extra:?}");
+        assert_eq!(p["state"], "st-1");
+        assert_eq!(p["iss"], app.issuer());
+        assert!(!p.contains_key("code"));
+    }
+    // No session: prompt=none is login_required. With a session but no consent:
+    // consent_required.
+    let page = b.get(&app.authorize_url("web", &c, &[("prompt", "none")])).await;
+    assert_eq!(page.redirected_to("https://web.example/cb?")["error"], "login_required");
+    let page = b.get(&app.authorize_url("web", &c, &[])).await;
+    let csrf = page.field("csrf_token");
+    let page = b
+        .post(
+            &app.url("/oauth/authorize/login"),
+            &[("csrf_token", &csrf), ("username", "ada"), ("password", "correct horse")],
+        )
+        .await;
+    assert!(page.body.contains(">Allow</button>"));
+    let page = b.get(&app.authorize_url("web", &c, &[("prompt", "none")])).await;
+    assert_eq!(page.redirected_to("https://web.example/cb?")["error"], "consent_required");
+    // A client without the authorization_code grant.
+    let store = tessera_server::startup::open_store(&app.config).await.unwrap();
+    tessera_server::flows::add_client(
+        store.as_ref(),
+        app.clock.now(),
+        tessera_server::flows::NewClient {
+            id: "svc".into(),
+            confidential: true,
+            redirect_uris: vec!["https://svc.example/cb".into()],
+            scopes: vec!["openid".into()],
+            grants: vec!["client_credentials".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    store.close().await;
+    let page = b.get(&app.authorize_url("svc", &c, &[])).await;
+    assert_eq!(page.redirected_to("https://svc.example/cb?")["error"], "unauthorized_client");
+    let _ = app.authorize_url("m2m", &c, &[]);
+}
+
+#[tokio::test]
+async fn consent_denied_is_access_denied() {
+    let app = spawn_app!();
+    app.register("ada", "correct horse").await;
+    add_oidc_client(&app, "web", true, &["openid"]).await;
+    let (_, c) = pkce();
+    let mut b = Browser::new();
+    let page = b.get(&app.authorize_url("web", &c, &[("state", "keep me")])).await;
+    let csrf = page.field("csrf_token");
+    let page = b
+        .post(
+            &app.url("/oauth/authorize/login"),
+            &[("csrf_token", &csrf), ("username", "ada"), ("password", "correct horse")],
+        )
+        .await;
+    assert!(page.body.contains(">Deny</button>"), "{}", page.body);
+    let page = b
+        .post(&app.url("/oauth/authorize/consent"), &[("csrf_token", &csrf), ("decision", "deny")])
+        .await;
+    let p = page.redirected_to("https://web.example/cb?");
+    assert_eq!(p["error"], "access_denied");
+    assert_eq!(p["state"], "keep me");
+    assert!(!p.contains_key("code"));
+    let m = app.metrics_page().await;
+    assert!(m.contains("tessera_oauth_operations_total{op=\"consent_denied\"} 1"), "{m}");
+}
+
+#[tokio::test]
+async fn pkce_verifiers_are_checked_at_the_token_endpoint() {
+    let app = spawn_app!();
+    app.register("ada", "correct horse").await;
+    let secret = add_oidc_client(&app, "web", true, &["openid"]).await.unwrap();
+    let mut b = Browser::new();
+    let (verifier, challenge) = pkce();
+    let (other_verifier, _) = pkce();
+    let code = app.code_for(&mut b, "web", &challenge, &[], "ada").await;
+    for v in [None, Some(other_verifier.as_str()), Some("short"), Some(&verifier[..42])] {
+        let r = app.redeem("web", Some(&secret), &code, v).await;
+        assert_eq!(oauth_error(r).await, bad("invalid_grant"), "{v:?}");
+    }
+    // A wrong redirect_uri is refused as well; the code was not spent by any of it.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", "https://web.example/other"),
+                ("code_verifier", &verifier),
+            ],
+            Some(("web", &secret)),
+        )
+        .await;
+    assert_eq!(oauth_error(r).await, bad("invalid_grant"));
+    let r = app.redeem("web", Some(&secret), &code, Some(&verifier)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_replayed_code_is_refused_and_revokes_what_it_issued() {
+    let app = spawn_app!();
+    app.register("ada", "correct horse").await;
+    let secret = add_oidc_client(&app, "web", true, &["openid", "offline_access"]).await.unwrap();
+    let mut b = Browser::new();
+    let (verifier, challenge) = pkce();
+    let code = app
+        .code_for(&mut b, "web", &challenge, &[("scope", "openid offline_access")], "ada")
+        .await;
+    let t: Value = app.redeem("web", Some(&secret), &code, Some(&verifier)).await.json().await.unwrap();
+    let at = s(&t, "access_token");
+    assert_eq!(app.get_bearer("/oauth/userinfo", &at).await.status(), StatusCode::OK);
+    // The same code again, on "another node" (a restart would do; the store decides).
+    let r = app.redeem("web", Some(&secret), &code, Some(&verifier)).await;
+    assert_eq!(oauth_error(r).await, bad("invalid_grant"));
+    // What it issued is revoked: the access token, the refresh token.
+    assert_eq!(app.get_bearer("/oauth/userinfo", &at).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.introspect(("web", &secret), &at).await, json!({"active": false}));
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &s(&t, "refresh_token"))],
+            Some(("web", &secret)),
+        )
+        .await;
+    assert_eq!(oauth_error(r).await, bad("invalid_grant"));
+    // Another client presenting the code: invalid_grant, and nothing of the code's
+    // changes (it is not theirs to revoke).
+    let other = add_oidc_client(&app, "other", true, &["openid"]).await.unwrap();
+    let r = app.redeem("other", Some(&other), &code, Some(&verifier)).await;
+    assert_eq!(oauth_error(r).await, bad("invalid_grant"));
+    let m = app.metrics_page().await;
+    assert!(m.contains("tessera_oauth_operations_total{op=\"code_replay\"} 1"), "{m}");
+
+    // Concurrent redemptions of a fresh code: one wins, and the replay revokes it.
+    let (verifier, challenge) = pkce();
+    let code = app.code_for(&mut b, "web", &challenge, &[], "ada").await;
+    let results = futures_util::future::join_all(
+        (0..8).map(|_| app.redeem("web", Some(&secret), &code, Some(&verifier))),
+    )
+    .await;
+    let ok: Vec<_> = results.iter().filter(|r| r.status() == StatusCode::OK).collect();
+    assert_eq!(ok.len(), 1, "one redemption wins");
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let app = spawn_app!();
+    app.register("ada", "correct horse").await;
+    let secret = add_oidc_client(&app, "web", true, &["openid"]).await.unwrap();
+    let mut b = Browser::new();
+    let (verifier, challenge) = pkce();
+    let code = app.code_for(&mut b, "web", &challenge, &[], "ada").await;
+    app.clock.advance(60);
+    let r = app.redeem("web", Some(&secret), &code, Some(&verifier)).await;
+    assert_eq!(oauth_error(r).await, bad("invalid_grant"));
+    // One second younger, it would have been good.
+    let (verifier, challenge) = pkce();
+    let code = app.code_for(&mut b, "web", &challenge, &[], "ada").await;
+    app.clock.advance(59);
+    let r = app.redeem("web", Some(&secret), &code, Some(&verifier)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_or_no_authentication_is_invalid_client() {
+    let app = spawn_app!();
+    app.register("ada", "correct horse").await;
+    add_oidc_client(&app, "web", true, &["openid"]).await.unwrap();
+    let mut b = Browser::new();
+    let (verifier, challenge) = pkce();
+    let code = app.code_for(&mut b, "web", &challenge, &[], "ada").await;
+    let r = app.redeem("web", Some("not-the-secret"), &code, Some(&verifier)).await;
+    assert_eq!(oauth_error(r).await, invalid_client());
+    // A confidential client cannot pass as a public one.
+    let r = app.redeem("web", None, &code, Some(&verifier)).await;
+    assert_eq!(oauth_error(r).await, invalid_client());
+}
+
+#[tokio::test]
+async fn the_login_page_shows_errors_and_keeps_the_brute_force_limits() {
+    let app = spawn_app!(|c| c.rate_limit_account_failures = 3);
+    app.register("ada", "correct horse").await;
+    add_oidc_client(&app, "web", true, &["openid"]).await;
+    let (_, c) = pkce();
+    let mut b = Browser::new();
+    let page = b.get(&app.authorize_url("web", &c, &[])).await;
+    let csrf = page.field("csrf_token");
+    let attempt = |user: &'static str, password: &'static str| {
+        let csrf = csrf.clone();
+        async move { (user, password, csrf) }
+    };
+    let mut answers = Vec::new();
+    for (user, password) in [("ada", "wrong horse"), ("nobody", "wrong horse")] {
+        let (u, p, csrf) = attempt(user, password).await;
+        let page = b
+            .post(&app.url("/oauth/authorize/login"), &[("csrf_token", &csrf), ("username", u), ("password", p)])
+            .await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+        assert!(page.body.contains("Wrong username or password."), "{}", page.body);
+        assert!(page.body.contains(">Sign in</button>"));
+        assert!(page.body.contains(&format!("value=\"{u}\"")), "what was typed stays");
+        answers.push(page.body.replace(u, "USER"));
+    }
+    assert_eq!(answers[0], answers[1], "the same page for an unknown user");
+    // The third failure of ada's account reaches the limit; the next is refused,
+    // even with the right password.
+    for _ in 0..2 {
+        let page = b
+            .post(
+                &app.url("/oauth/authorize/login"),
+                &[("csrf_token", &csrf), ("username", "ada"), ("password", "x")],
+            )
+            .await;
+        assert_ne!(page.status, StatusCode::OK);
+    }
+    let page = b
+        .post(
+            &app.url("/oauth/authorize/login"),
+            &[("csrf_token", &csrf), ("username", "ada"), ("password", "correct horse")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(page.body.contains("Too many attempts"), "{}", page.body);
+    assert!(page.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn page_posts_without_the_right_csrf_token_or_request_are_refused_on_the_page() {
+    let app = spawn_app!();
+    app.register("ada", "correct horse").await;
+    add_oidc_client(&app, "web", true, &["openid"]).await;
+    let (_, c) = pkce();
+    let mut b = Browser::new();
+    let page = b.get(&app.authorize_url("web", &c, &[])).await;
+    let csrf = page.field("csrf_token");
+    for bad_token in ["", "wrong", &csrf[..csrf.len() - 1]] {
+        let page = b
+            .post(
+                &app.url("/oauth/authorize/login"),
+                &[("csrf_token", bad_token), ("username", "ada"), ("password", "correct horse")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{bad_token:?}");
+        assert!(page.header("content-type").starts_with("text/html"));
+        assert!(page.body.contains("security token"), "{}", page.body);
+    }
+    assert!(!b.cookies.keys().any(|k| k.ends_with("tessera_op")), "not signed in");
+    // Another browser (no request cookie) cannot post the form either, even with
+    // the right token.
+    let mut other = Browser::new();
+    let page = other
+        .post(
+            &app.url("/oauth/authorize/login"),
+            &[("csrf_token", &csrf), ("username", "ada"), ("password", "correct horse")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    // The consent form checks it too.
+    let page = b
+        .post(
+            &app.url("/oauth/authorize/login"),
+            &[("csrf_token", &csrf), ("username", "ada"), ("password", "correct horse")],
+        )
+        .await;
+    assert!(page.body.contains(">Allow</button>"));
+    let page = b
+        .post(&app.url("/oauth/authorize/consent"), &[("csrf_token", "forged"), ("decision", "allow")])
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    // A request waits ten minutes at most.
+    app.clock.advance(601);
+    let page = b
+        .post(&app.url("/oauth/authorize/consent"), &[("csrf_token", &csrf), ("decision", "allow")])
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.body.contains("expired"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn form_post_answers_with_a_form_that_works_without_javascript() {
+    let app = spawn_app!();
+    app.register("ada", "correct horse").await;
+    let secret = add_oidc_client(&app, "web", true, &["openid"]).await.unwrap();
+    let (verifier, c) = pkce();
+    let mut b = Browser::new();
+    let page = b.get(&app.authorize_url("web", &c, &[("response_mode", "form_post")])).await;
+    let csrf = page.field("csrf_token");
+    b.post(
+        &app.url("/oauth/authorize/login"),
+        &[("csrf_token", &csrf), ("username", "ada"), ("password", "correct horse")],
+    )
+    .await;
+    let page = b
+        .post(&app.url("/oauth/authorize/consent"), &[("csrf_token", &csrf), ("decision", "allow")])
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(r#"<form method="post" action="https://web.example/cb">"#), "{}", page.body);
+    assert!(page.body.contains(">Continue</button>"));
+    assert_eq!(page.field("state"), "st-1");
+    assert_eq!(page.field("iss"), app.issuer());
+    let csp = page.header("content-security-policy");
+    assert!(csp.contains("form-action 'self' https://web.example"), "{csp}");
+    assert!(csp.contains("script-src 'sha256-"), "{csp}");
+    let code = page.field("code");
+    let r = app.redeem("web", Some(&secret), &code, Some(&verifier)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Errors go the same way.
+    let page = b
+        .get(&app.authorize_url("web", &c, &[("response_mode", "form_post"), ("response_type", "token")]))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.field("error"), "unsupported_response_type");
+}
+
+#[tokio::test]
+async fn consents_are_listed_and_withdrawn_with_their_grants() {
+    let app = spawn_app!();
+    let session = app.user("ada").await;
+    let bearer = s(&session, "access_token");
+    let secret = add_oidc_client(&app, "web", true, &["openid", "offline_access"]).await.unwrap();
+    let mut b = Browser::new();
+    let (v, c) = pkce();
+    let code = app.code_for(&mut b, "web", &c, &[("scope", "openid offline_access")], "ada").await;
+    let t: Value = app.redeem("web", Some(&secret), &code, Some(&v)).await.json().await.unwrap();
+    let r = app.get_bearer("/auth/consents", &bearer).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let list: Value = r.json().await.unwrap();
+    assert_eq!(list["consents"][0]["client_id"], "web");
+    assert_eq!(list["consents"][0]["scope"], "offline_access openid");
+    let del = |id: &'static str| {
+        let app = &app;
+        let bearer = bearer.clone();
+        async move {
+            app.http
+                .delete(app.url(&format!("/auth/consents/{id}")))
+                .bearer_auth(bearer)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(del("web").await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(del("web").await.status(), StatusCode::NOT_FOUND);
+    let list: Value = app.get_bearer("/auth/consents", &bearer).await.json().await.unwrap();
+    assert_eq!(list, json!({"consents": []}));
+    // The grant ended with it.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &s(&t, "refresh_token"))],
+            Some(("web", &secret)),
+        )
+        .await;
+    assert_eq!(oauth_error(r).await, bad("invalid_grant"));
+    assert_eq!(
+        app.get_bearer("/oauth/userinfo", &s(&t, "access_token")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // The next authorization asks again.
+    let page = b.get(&app.authorize_url("web", &c, &[])).await;
+    assert!(page.body.contains(">Allow</button>"), "{}", page.body);
+    // The routes need an /auth session's token.
+    let r = app.http.get(app.url("/auth/consents")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
