@@ -69,7 +69,9 @@ class TesseraCredentials:
 
     def set(self, case, data, context):
         case.headers = dict(case.headers or {})
-        if case.operation.path.startswith("/oauth/"):
+        # Userinfo is the one /oauth/* route a user's bearer token reaches (a grant's
+        # token; an /auth session's is refused there with its documented 401).
+        if case.operation.path.startswith("/oauth/") and case.operation.path != "/oauth/userinfo":
             case.headers["Authorization"] = CLIENT_BASIC
             if isinstance(case.body, dict):
                 case.body = {
