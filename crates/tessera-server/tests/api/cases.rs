@@ -3949,3 +3949,129 @@ async fn consents_are_listed_and_withdrawn_with_their_grants() {
     let r = app.http.get(app.url("/auth/consents")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_code_flow_logs_its_audit_events_and_none_of_its_secrets() {
+    let logs = common::captured_logs();
+    let app = spawn_app!();
+    app.register("grace", "correct horse").await;
+    let secret = add_oidc_client(&app, "audited", true, &["openid", "offline_access"])
+        .await
+        .unwrap();
+    let mut b = Browser::new();
+    let (verifier, challenge) = pkce();
+    let page = b
+        .get(&app.authorize_url("audited", &challenge, &[("scope", "openid offline_access"), ("nonce", "nonce-audited")]))
+        .await;
+    let csrf = page.field("csrf_token");
+    let tx_cookie = b.cookies["tessera_authz"].clone();
+    b.post(
+        &app.url("/oauth/authorize/login"),
+        &[("csrf_token", &csrf), ("username", "grace"), ("password", "correct horse")],
+    )
+    .await;
+    let op_cookie = b.cookies["tessera_op"].clone();
+    let page = b
+        .post(&app.url("/oauth/authorize/consent"), &[("csrf_token", &csrf), ("decision", "allow")])
+        .await;
+    let code = page.redirected_to("https://audited.example/cb?")["code"].clone();
+    let t: Value = app
+        .redeem("audited", Some(&secret), &code, Some(&verifier))
+        .await
+        .json()
+        .await
+        .unwrap();
+    // A replay, and a logout.
+    app.redeem("audited", Some(&secret), &code, Some(&verifier)).await;
+    b.get(&app.url("/oauth/logout")).await;
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    for event in [
+        "provider_login",
+        "consent_granted",
+        "code_issued",
+        "code_redeemed",
+        "code_replay",
+        "provider_logout",
+    ] {
+        assert!(
+            text.contains(&format!("\"event\":\"{event}\"")),
+            "no audit event {event} in the logs"
+        );
+    }
+    let secrets = [
+        code,
+        verifier,
+        csrf,
+        tx_cookie,
+        op_cookie,
+        secret,
+        s(&t, "access_token"),
+        s(&t, "refresh_token"),
+        s(&t, "id_token"),
+    ];
+    for secret in &secrets {
+        let tail = &secret[secret.len().saturating_sub(20)..];
+        assert!(!text.contains(tail), "a secret reached the logs");
+    }
+}
+
+#[tokio::test]
+async fn the_steps_of_one_flow_may_go_to_different_nodes() {
+    // Two nodes on one database (and one Redis, when the tests have one): the
+    // pending request, the provider session and the code are found on either.
+    let redis = std::env::var(common::REDIS_VAR).ok().filter(|u| !u.is_empty());
+    let prefix = common::redis_prefix();
+    let app = spawn_app!(|c| {
+        c.issuer = Some("http://127.0.0.1".into());
+        if let Some(url) = &redis {
+            c.redis = Some(url.clone().into());
+            c.redis_key_prefix = prefix.clone();
+        }
+    });
+    let other = spawn(&app.config, app.clock.clone()).await.unwrap();
+    let there = |path: &str| format!("http://{}{path}", other.addr);
+    app.register("ada", "correct horse").await;
+    let secret = add_oidc_client(&app, "web", true, &["openid"]).await.unwrap();
+    let mut b = Browser::new();
+    let (verifier, challenge) = pkce();
+    // Here: the authorization request and the login page.
+    let page = b.get(&app.authorize_url("web", &challenge, &[])).await;
+    let csrf = page.field("csrf_token");
+    // There: the login and the consent.
+    let page = b
+        .post(
+            &there("/oauth/authorize/login"),
+            &[("csrf_token", &csrf), ("username", "ada"), ("password", "correct horse")],
+        )
+        .await;
+    assert!(page.body.contains(">Allow</button>"), "{}", page.body);
+    let page = b
+        .post(&there("/oauth/authorize/consent"), &[("csrf_token", &csrf), ("decision", "allow")])
+        .await;
+    let code = page.redirected_to("https://web.example/cb?")["code"].clone();
+    // Here: the token; there: a replay, refused.
+    let r = app.redeem("web", Some(&secret), &code, Some(&verifier)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .http
+        .post(there("/oauth/token"))
+        .basic_auth("web", Some(&secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "https://web.example/cb"),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oauth_error(r).await, bad("invalid_grant"));
+    // There: the provider session signs the user in to a second request at once.
+    let (_, c2) = pkce();
+    let url = app.authorize_url("web", &c2, &[("prompt", "none")]);
+    let url = url.replace(&app.base, &format!("http://{}", other.addr));
+    let page = b.get(&url).await;
+    assert!(page.redirected_to("https://web.example/cb?").contains_key("code"));
+    other.stop().await.unwrap();
+}
