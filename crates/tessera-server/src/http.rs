@@ -335,19 +335,34 @@ impl<S: Send + Sync> FromRequest<S> for PageForm {
     type Rejection = std::convert::Infallible;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
-        if !form_content_type(req.headers()) {
-            return Ok(Self(Err(ApiError::invalid_request(
-                "the form must be application/x-www-form-urlencoded",
-            ))));
-        }
-        let parsed = match read_body(req).await {
-            Ok(bytes) => FormParams::parse(&bytes, PAGE_FIELDS).map_err(|name| {
-                ApiError::invalid_request(format!("{name} is given more than once"))
-            }),
-            Err(e) => Err(e),
-        };
-        Ok(Self(parsed))
+        Ok(Self(browser_form(req, PAGE_FIELDS).await))
     }
+}
+
+/// An authorization request sent by POST (OpenID Connect Core §3.1.2.1), or why
+/// it could not be read.
+#[derive(Debug)]
+pub struct AuthorizeForm(pub Result<FormParams, ApiError>);
+
+impl<S: Send + Sync> FromRequest<S> for AuthorizeForm {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            browser_form(req, crate::flows::AUTHORIZE_PARAMETERS).await,
+        ))
+    }
+}
+
+async fn browser_form(req: Request, known: &[&str]) -> Result<FormParams, ApiError> {
+    if !form_content_type(req.headers()) {
+        return Err(ApiError::invalid_request(
+            "the form must be application/x-www-form-urlencoded",
+        ));
+    }
+    let bytes = read_body(req).await?;
+    FormParams::parse(&bytes, known)
+        .map_err(|name| ApiError::invalid_request(format!("{name} is given more than once")))
 }
 
 /// Whether the Content-Type is `application/x-www-form-urlencoded` (with no charset

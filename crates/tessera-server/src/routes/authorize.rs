@@ -13,7 +13,7 @@ use crate::flows::{
     AUTHORIZE_PARAMETERS, AuthError, AuthorizeError, AuthorizeRequest, AuthorizeResponse, Next,
     OpSession,
 };
-use crate::http::{AppState, Client, FormParams, PageForm, SameSite, cookie};
+use crate::http::{AppState, AuthorizeForm, Client, FormParams, PageForm, SameSite, cookie};
 use crate::pages::{self, ConsentPage, FormPostPage, LoginPage, MessagePage};
 
 /// Where the login page posts.
@@ -29,22 +29,39 @@ pub async fn authorize(
     RawQuery(q): RawQuery,
 ) -> Response {
     let query = q.unwrap_or_default();
-    let params = match FormParams::parse(query.as_bytes(), AUTHORIZE_PARAMETERS) {
-        Ok(p) => p,
-        Err(name) => {
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                &format!("The request gives {name} more than once."),
-            );
-        }
-    };
-    let req = match s.core.parse_authorize(&params).await {
+    match FormParams::parse(query.as_bytes(), AUTHORIZE_PARAMETERS) {
+        Ok(params) => authorize_with(&s, &headers, &params).await,
+        Err(name) => error_page(
+            StatusCode::BAD_REQUEST,
+            &format!("The request gives {name} more than once."),
+        ),
+    }
+}
+
+/// `POST /oauth/authorize`: the same request, form-encoded in the body (OpenID
+/// Connect Core §3.1.2.1 asks for both methods).
+pub async fn authorize_post(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    AuthorizeForm(form): AuthorizeForm,
+) -> Response {
+    match form {
+        Ok(params) => authorize_with(&s, &headers, &params).await,
+        Err(_) => error_page(
+            StatusCode::BAD_REQUEST,
+            "The request could not be read (a form, each parameter once).",
+        ),
+    }
+}
+
+async fn authorize_with(s: &AppState, headers: &HeaderMap, params: &FormParams) -> Response {
+    let req = match s.core.parse_authorize(params).await {
         Ok(r) => r,
-        Err(e) => return refused(&s, e),
+        Err(e) => return refused(s, e),
     };
     let session = match s
         .core
-        .op_session(cookie(&headers, s.cookies.op_session_name()))
+        .op_session(cookie(headers, s.cookies.op_session_name()))
         .await
     {
         Ok(session) => session,
@@ -55,8 +72,8 @@ pub async fn authorize(
         .authorize_next(&req, session.as_ref(), false, false)
         .await
     {
-        Ok(next) => proceed(&s, &req, session.as_ref(), next, None, HeaderMap::new()),
-        Err(e) => refused(&s, e),
+        Ok(next) => proceed(s, &req, session.as_ref(), next, None, HeaderMap::new()),
+        Err(e) => refused(s, e),
     }
 }
 

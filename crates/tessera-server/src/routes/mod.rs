@@ -74,7 +74,7 @@ pub struct Checks {
         oauth::openid_configuration, oauth::authorization_server,
         oauth::token, oauth::introspect, oauth::revoke,
         oauth::userinfo_get, oauth::userinfo_post,
-        // Left out: GET /oauth/authorize, POST /oauth/authorize/{login,consent} and
+        // Left out: GET and POST /oauth/authorize, POST /oauth/authorize/{login,consent} and
         // GET|POST /oauth/logout answer HTML pages and redirects to browsers, not the
         // JSON this document (and the fuzzer that holds routes to it) is about.
         jwks, healthz, readyz, metrics,
@@ -156,7 +156,10 @@ pub fn router(
         .route(oauth::TOKEN_PATH, post(oauth::token))
         .route(oauth::INTROSPECT_PATH, post(oauth::introspect))
         .route(oauth::REVOKE_PATH, post(oauth::revoke))
-        .route(oauth::AUTHORIZE_PATH, get(authorize::authorize))
+        .route(
+            oauth::AUTHORIZE_PATH,
+            get(authorize::authorize).post(authorize::authorize_post),
+        )
         .route(authorize::LOGIN_PATH, post(authorize::login))
         .route(authorize::CONSENT_PATH, post(authorize::consent))
         .route(

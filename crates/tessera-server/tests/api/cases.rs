@@ -3550,6 +3550,34 @@ async fn a_wrong_redirect_uri_or_client_gets_an_error_page_and_no_redirect() {
     // A parameter given twice: a page too.
     let url = format!("{}&client_id=web", app.authorize_url("web", &c, &[]));
     assert_eq!(b.get(&url).await.status, StatusCode::BAD_REQUEST);
+    // By POST (OpenID Connect Core 3.1.2.1): the same checks, the same pages.
+    let page = b
+        .post(
+            &app.url("/oauth/authorize"),
+            &[
+                ("response_type", "code"),
+                ("client_id", "web"),
+                ("redirect_uri", "https://evil.example/cb"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.headers.get("location").is_none());
+    let page = b
+        .post(
+            &app.url("/oauth/authorize"),
+            &[
+                ("response_type", "code"),
+                ("client_id", "web"),
+                ("redirect_uri", "https://web.example/cb"),
+                ("scope", "openid"),
+                ("code_challenge", &c),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(">Sign in</button>"));
 }
 
 #[tokio::test]
