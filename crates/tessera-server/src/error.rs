@@ -200,11 +200,6 @@ impl ApiError {
         e.www_authenticate = Some("Basic realm=\"tessera\"");
         e
     }
-
-    /// 501: an endpoint that discovery names but a later part of this server fills.
-    pub fn not_implemented(description: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", description)
-    }
 }
 
 impl From<OAuthError> for ApiError {
