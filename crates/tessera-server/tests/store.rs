@@ -100,6 +100,7 @@ contract! {
     a_clients_families_are_its_and_go_with_it,
     an_unspent_refresh_token_is_told_from_a_spent_one,
     id_token_keys_are_a_set_of_their_own,
+    nodes_started_at_once_agree_on_one_set_of_id_token_keys,
     a_code_is_redeemed_once_and_tells_a_replay_what_it_issued,
     fifty_concurrent_redemptions_of_a_code_have_one_winner,
     consents_are_granted_extended_listed_and_withdrawn,
@@ -1650,4 +1651,43 @@ async fn logout_of_a_provider_session_ends_its_grants(ctx: &Ctx) {
     );
     let live = store.live_families(&ada.id, T0 + 3, POLICY).await.unwrap();
     assert_eq!(ids(&live), ["g3"]);
+}
+
+async fn nodes_started_at_once_agree_on_one_set_of_id_token_keys(ctx: &Ctx) {
+    // The access keys exist (an upgraded deployment); five nodes start at once and
+    // each offers its own ID-token pair.
+    ctx.store
+        .init_keys(&[
+            key("a1", KeyState::Current, T0),
+            key("a2", KeyState::Next, T0),
+        ])
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..5)
+        .map(|i| {
+            let store = ctx.store.clone();
+            tokio::spawn(async move {
+                store
+                    .init_keys(&[
+                        id_key(&format!("cur{i}"), KeyState::Current, T0),
+                        id_key(&format!("next{i}"), KeyState::Next, T0),
+                    ])
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    for t in tasks {
+        stored += usize::from(t.await.unwrap());
+    }
+    assert_eq!(stored, 1, "one set of ID-token keys");
+    let keys = ctx.store.signing_keys().await.unwrap();
+    assert_eq!(keys.len(), 4);
+    assert_eq!(
+        keys.iter()
+            .filter(|k| k.purpose == KeyPurpose::IdToken)
+            .count(),
+        2
+    );
 }
