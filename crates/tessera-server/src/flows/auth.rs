@@ -374,7 +374,8 @@ impl Core {
         Ok(())
     }
 
-    /// The user's live sessions, oldest first.
+    /// The user's live `/auth` sessions, oldest first. (Grants to OAuth clients
+    /// are families too; they are listed at `/auth/consents`, not here.)
     pub async fn sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>, AuthError> {
         let families = self
             .store
@@ -382,6 +383,7 @@ impl Core {
             .await?;
         Ok(families
             .into_iter()
+            .filter(|f| f.client_id.is_none())
             .map(|f| SessionInfo {
                 id: f.id,
                 created_at: f.created_at,

@@ -3936,6 +3936,9 @@ async fn consents_are_listed_and_withdrawn_with_their_grants() {
     let (v, c) = pkce();
     let code = app.code_for(&mut b, "web", &c, &[("scope", "openid offline_access")], "ada").await;
     let t: Value = app.redeem("web", Some(&secret), &code, Some(&v)).await.json().await.unwrap();
+    // The grant is no /auth session.
+    let sessions: Value = app.get_bearer("/auth/sessions", &bearer).await.json().await.unwrap();
+    assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1, "{sessions}");
     let r = app.get_bearer("/auth/consents", &bearer).await;
     assert_eq!(r.status(), StatusCode::OK);
     let list: Value = r.json().await.unwrap();
