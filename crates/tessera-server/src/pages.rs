@@ -165,6 +165,39 @@ impl<'a> MessagePage<'a> {
     }
 }
 
+/// The confirmation of a logout that no `id_token_hint` vouches for.
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub struct LogoutPage<'a> {
+    style: &'static str,
+    /// Who is signed in.
+    pub username: &'a str,
+    /// The CSRF token of the provider session.
+    pub csrf_token: &'a str,
+    /// Where the form posts.
+    pub action: &'a str,
+    /// The request's parameters, posted again (each checked again on the POST).
+    pub params: &'a [(&'static str, String)],
+}
+
+impl<'a> LogoutPage<'a> {
+    /// The confirmation page.
+    pub fn new(
+        username: &'a str,
+        csrf_token: &'a str,
+        action: &'a str,
+        params: &'a [(&'static str, String)],
+    ) -> Self {
+        Self {
+            style: STYLE,
+            username,
+            csrf_token,
+            action,
+            params,
+        }
+    }
+}
+
 /// The `form_post` answer (OAuth 2.0 Form Post Response Mode).
 #[derive(Template)]
 #[template(path = "form_post.html")]

@@ -14,7 +14,7 @@ use crate::flows::{
     OpSession,
 };
 use crate::http::{AppState, AuthorizeForm, Client, FormParams, PageForm, SameSite, cookie};
-use crate::pages::{self, ConsentPage, FormPostPage, LoginPage, MessagePage};
+use crate::pages::{self, ConsentPage, FormPostPage, LoginPage, LogoutPage, MessagePage};
 
 /// Where the login page posts.
 pub const LOGIN_PATH: &str = "/oauth/authorize/login";
@@ -229,7 +229,7 @@ pub async fn logout_get(
 ) -> Response {
     let query = q.unwrap_or_default();
     match FormParams::parse(query.as_bytes(), crate::http::PAGE_FIELDS) {
-        Ok(params) => logout(&s, &headers, &params).await,
+        Ok(params) => logout(&s, &headers, &params, false).await,
         Err(name) => error_page(
             StatusCode::BAD_REQUEST,
             &format!("The request gives {name} more than once."),
@@ -244,12 +244,17 @@ pub async fn logout_post(
     PageForm(form): PageForm,
 ) -> Response {
     match form {
-        Ok(params) => logout(&s, &headers, &params).await,
+        Ok(params) => logout(&s, &headers, &params, true).await,
         Err(_) => error_page(StatusCode::BAD_REQUEST, "The form could not be read."),
     }
 }
 
-async fn logout(s: &AppState, headers: &HeaderMap, params: &FormParams) -> Response {
+async fn logout(
+    s: &AppState,
+    headers: &HeaderMap,
+    params: &FormParams,
+    confirmed_by_post: bool,
+) -> Response {
     let hint = params
         .get("id_token_hint")
         .and_then(|t| s.core.id_token_hint(t));
@@ -261,6 +266,36 @@ async fn logout(s: &AppState, headers: &HeaderMap, params: &FormParams) -> Respo
         Ok(session) => session,
         Err(e) => return failed(e),
     };
+    // A logout that no valid id_token_hint vouches for could be any site's doing
+    // (a top-level navigation carries the Lax cookie): the user confirms it, by a
+    // form bound to the session (RP-Initiated Logout 1.0 §2 asks the provider to
+    // ask).
+    if let Some(session) = &session
+        && hint.is_none()
+    {
+        let expected = s.core.csrf_for(&session.sid);
+        let sent = params.get("csrf_token").unwrap_or_default();
+        let confirmed = confirmed_by_post
+            && !sent.is_empty()
+            && crate::crypto::ct_eq(sent.as_bytes(), expected.as_bytes());
+        if !confirmed {
+            let carried: Vec<(&'static str, String)> =
+                ["client_id", "post_logout_redirect_uri", "state"]
+                    .into_iter()
+                    .filter_map(|k| params.get(k).map(|v| (k, v.to_string())))
+                    .collect();
+            let page = LogoutPage::new(
+                &session.user.username,
+                &expected,
+                crate::routes::oauth::END_SESSION_PATH,
+                &carried,
+            );
+            // The redirect after the form goes only to a registered URI; its origin
+            // joins form-action so that the browser follows it.
+            let target = params.get("post_logout_redirect_uri");
+            return pages::respond(StatusCode::OK, &page, target, false, HeaderMap::new());
+        }
+    }
     let done = match s
         .core
         .rp_logout(

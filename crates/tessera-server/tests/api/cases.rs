@@ -3521,6 +3521,46 @@ async fn rp_initiated_logout_ends_the_session_and_redirects_only_to_a_registered
     let page = b.get(&app.url("/oauth/logout")).await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.header("x-frame-options"), "DENY");
+
+    // Without an id_token_hint, a signed-in user confirms first (another site could
+    // have sent the browser here): a form bound to the session.
+    let (v, c) = pkce();
+    let code = app.code_for(&mut b, "web", &c, &[], "ada").await;
+    let t: Value = app.redeem("web", Some(&secret), &code, Some(&v)).await.json().await.unwrap();
+    let page = b
+        .get(&app.url("/oauth/logout?client_id=web&post_logout_redirect_uri=https%3A%2F%2Fweb.example%2Fbye&state=s11"))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(">Sign out</button>"), "{}", page.body);
+    let csrf = page.field("csrf_token");
+    assert!(b.cookies.keys().any(|k| k.ends_with("tessera_op")), "not signed out yet");
+    assert_eq!(
+        app.get_bearer("/oauth/userinfo", &s(&t, "access_token")).await.status(),
+        StatusCode::OK
+    );
+    let forged = b
+        .post(
+            &app.url("/oauth/logout"),
+            &[("csrf_token", "forged"), ("client_id", "web")],
+        )
+        .await;
+    assert!(forged.body.contains(">Sign out</button>"), "asked again");
+    let page = b
+        .post(
+            &app.url("/oauth/logout"),
+            &[
+                ("csrf_token", &csrf),
+                ("client_id", &page.field("client_id")),
+                ("post_logout_redirect_uri", &page.field("post_logout_redirect_uri")),
+                ("state", &page.field("state")),
+            ],
+        )
+        .await;
+    assert_eq!(page.redirected_to("https://web.example/bye?")["state"], "s11");
+    assert_eq!(
+        app.get_bearer("/oauth/userinfo", &s(&t, "access_token")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -4014,7 +4054,8 @@ async fn the_code_flow_logs_its_audit_events_and_none_of_its_secrets() {
         .unwrap();
     // A replay, and a logout.
     app.redeem("audited", Some(&secret), &code, Some(&verifier)).await;
-    b.get(&app.url("/oauth/logout")).await;
+    b.post(&app.url("/oauth/logout"), &[("id_token_hint", &s(&t, "id_token"))])
+        .await;
 
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     for event in [
