@@ -122,7 +122,7 @@ describe('openid-client: authorization code with PKCE through the hosted pages',
     assert.equal(jwtParts(tokens.id_token).header.alg, 'RS256');
     assert.equal(claims.iss, context.issuer);
     assert.equal(claims.sub, suite.user.id);
-    assert.deepEqual([claims.aud].flat(), [suite.confidential.client_id]);
+    assert.ok([claims.aud].flat().includes(suite.confidential.client_id), 'aud names the client');
     assert.equal(claims.nonce, nonce);
     for (const c of ['auth_time', 'at_hash', 'sid']) assert.ok(claims[c], `the ID token has ${c}`);
     if (claims.azp !== undefined) assert.equal(claims.azp, suite.confidential.client_id);
@@ -175,7 +175,7 @@ describe('openid-client: authorization code with PKCE through the hosted pages',
     assert.ok(!seen.includes('login'), `no login page: ${seen}`);
     const claims = tokens.claims();
     assert.equal(claims.sub, suite.user.id);
-    assert.deepEqual([claims.aud].flat(), [suite.public.client_id]);
+    assert.ok([claims.aud].flat().includes(suite.public.client_id), 'aud names the client');
     assert.ok(tokens.refresh_token, 'a public client gets a (rotating) refresh token for offline_access too');
     s.spa = { tokens, claims };
   });
