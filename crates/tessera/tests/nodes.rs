@@ -23,7 +23,7 @@ use serde_json::Value;
 use sqlx::Row as _;
 use tokio::task::JoinSet;
 
-use api::{Api, Reply, Tokens, claim};
+use api::{Api, Reply, Tokens, claim, header_kid};
 use cluster::{Cluster, Node, Proxy, tails};
 
 /// How soon every node must refuse a revoked access token.
@@ -201,6 +201,31 @@ async fn login_refresh_logout_across_nodes(cluster: Cluster) {
             );
         }
     }
+    // One session ended from another (DELETE /auth/sessions/{id}) on node 3.
+    let c = api.login(n1, "grace").await;
+    let r = api
+        .delete_session(n3, &b.access, &claim(&c.access, "sid"))
+        .await;
+    assert_eq!(
+        r.status,
+        204,
+        "session deletion on node3: {r:?}{}",
+        tails(&all)
+    );
+    let since = Instant::now();
+    let checks: Vec<_> = nodes
+        .iter()
+        .map(|node| {
+            (
+                "the access token of the deleted session",
+                node,
+                c.access.as_str(),
+            )
+        })
+        .collect();
+    report.lines.push("session deleted on node3:".to_owned());
+    refused_within(&api, &checks, since, &mut report).await;
+
     let r = api.logout_all(n3, &a.access).await;
     assert_eq!(r.status, 204, "logout-all on node3: {r:?}{}", tails(&all));
     let since = Instant::now();
@@ -888,4 +913,50 @@ async fn a_guard_on_the_revocation_feed_refuses_within_a_second_and_catches_up()
     assert!(feed.is_connected());
     let status = n2.stop();
     assert!(status.success(), "node 2 exited {status}{}", n2.tail());
+}
+
+/// `tessera key rotate` against the shared database: every node publishes the same
+/// new key set within its key reload interval, and signs with the new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotation_reaches_every_node() {
+    let Some(cluster) = Cluster::with_redis("a_key_rotation_reaches_every_node").await else {
+        return;
+    };
+    let nodes = start_at_once(&cluster, 3, &[("TESSERA_KEY_RELOAD_INTERVAL", "1")]);
+    let all = refs(&nodes);
+    let api = Api::new();
+    let before = api.jwks(&nodes[0]).await;
+    api.register(&nodes[0], "ada").await;
+    let old = api.login(&nodes[1], "ada").await;
+    let out = cluster.rotate_keys();
+    assert!(out.status.success(), "key rotate: {out:?}");
+    let mut sets = Vec::new();
+    for node in &nodes {
+        let changed = poll_for(
+            Duration::from_secs(15),
+            Duration::from_millis(100),
+            async || {
+                let now = api.jwks(node).await;
+                if now == before { Err(()) } else { Ok(now) }
+            },
+        )
+        .await;
+        let Ok((set, _)) = changed else {
+            panic!(
+                "{} still publishes the old key set{}",
+                node.name(),
+                tails(&all)
+            );
+        };
+        sets.push(set);
+    }
+    assert!(sets.windows(2).all(|w| w[0] == w[1]), "{sets:?}");
+    // The old token still verifies everywhere (its key stays published); a new one,
+    // signed with the new key by any node, verifies on the others.
+    let new = api.login(&nodes[2], "ada").await;
+    assert_ne!(header_kid(&new.access), header_kid(&old.access));
+    for node in &nodes {
+        assert_eq!(api.me(node, &old.access).await, 200, "{}", node.name());
+        assert_eq!(api.me(node, &new.access).await, 200, "{}", node.name());
+    }
 }

@@ -124,6 +124,15 @@ impl Api {
         self.post(node, "/auth/logout", Some(access), body).await
     }
 
+    /// `DELETE /auth/sessions/{sid}` with `access`.
+    pub(crate) async fn delete_session(&self, node: &Node, access: &str, sid: &str) -> Reply {
+        let req = self
+            .http
+            .delete(format!("{}/auth/sessions/{sid}", node.url()))
+            .bearer_auth(access);
+        self.expect_answer(node, req).await
+    }
+
     /// `POST /auth/logout-all` with `access`.
     pub(crate) async fn logout_all(&self, node: &Node, access: &str) -> Reply {
         let req = self
@@ -236,4 +245,11 @@ pub(crate) fn claim(access: &str, name: &str) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("no string claim {name} in {claims}"))
         .to_owned()
+}
+
+/// The `kid` of a compact JWS's header.
+pub(crate) fn header_kid(token: &str) -> String {
+    let header = token.split('.').next().expect("a compact JWS");
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    header["kid"].as_str().expect("a kid").to_owned()
 }

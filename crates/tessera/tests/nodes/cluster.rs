@@ -95,6 +95,18 @@ impl Cluster {
         Some(cluster)
     }
 
+    /// Runs `tessera key rotate` against the cluster's database, as an operator would.
+    pub(crate) fn rotate_keys(&self) -> std::process::Output {
+        Command::new(TESSERA)
+            .args(["key", "rotate", "--database", &self.url])
+            .env("TESSERA_ISSUER", ISSUER)
+            .env("TESSERA_KEY_ENCRYPTION_KEY", KEK)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {TESSERA}: {e}"))
+    }
+
     /// The database URL the nodes are given: the server's, with the schema as the
     /// search path.
     pub(crate) fn url(&self) -> &str {
