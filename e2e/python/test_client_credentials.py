@@ -41,22 +41,11 @@ def test_server_metadata_rfc8414(metadata):
     assert "e2e:read" in metadata["scopes_supported"]
 
 
-def test_openid_provider_metadata_but_id_token_algorithms(metadata):
-    """authlib's OpenID Connect Discovery model, every check but the known gap below."""
-    m = OpenIDProviderMetadata(metadata)
-    for name in dir(m):
-        if name.startswith("validate_") and name != "validate_id_token_signing_alg_values_supported":
-            getattr(m, name)()
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: discovery lists only ES256 in id_token_signing_alg_values_supported; "
-    "OpenID Connect Discovery 1.0 section 3 says RS256 MUST be included (issue 11: ID tokens "
-    "RS256 by default). When this passes, remove the mark.",
-)
 def test_openid_provider_metadata(metadata):
+    """authlib's OpenID Connect Discovery model, every check (RS256 is among the ID
+    token algorithms, as OpenID Connect Discovery 1.0 section 3 requires)."""
     OpenIDProviderMetadata(metadata).validate()
+    assert metadata["id_token_signing_alg_values_supported"] == ["RS256"]
 
 
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
