@@ -133,7 +133,15 @@ pub struct Core {
     pub settings: Settings,
     csrf_key: hmac::Key,
     tx_key: crate::crypto::SealKey,
+    /// Clients read from the store, each for [`CLIENT_CACHE_FOR`] (see
+    /// [`Core::client`]).
+    clients: quick_cache::sync::Cache<String, (Arc<crate::store::Client>, std::time::Instant)>,
 }
+
+/// How long a client read from the store is used before it is read again: a client
+/// removed by `tessera client remove` (on any node) stops authenticating within this.
+/// A client that is not found is never remembered, so one just added works at once.
+pub const CLIENT_CACHE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -184,7 +192,28 @@ impl Core {
             settings,
             csrf_key,
             tx_key,
+            clients: quick_cache::sync::Cache::new(10_000),
         }
+    }
+
+    /// The client with this id: from the store, or as read from it less than
+    /// [`CLIENT_CACHE_FOR`] ago. The token and introspection endpoints look their
+    /// client up on every request; without this, that lookup is half of a
+    /// client_credentials grant's cost (docs/benchmarks.md).
+    pub async fn client(&self, id: &str) -> Result<Option<Arc<crate::store::Client>>, StoreError> {
+        if let Some((c, at)) = self.clients.get(id)
+            && at.elapsed() < CLIENT_CACHE_FOR
+        {
+            return Ok(Some(c));
+        }
+        let Some(c) = self.store.client_by_id(id).await? else {
+            self.clients.remove(id);
+            return Ok(None);
+        };
+        let c = Arc::new(c);
+        self.clients
+            .insert(id.to_string(), (Arc::clone(&c), std::time::Instant::now()));
+        Ok(Some(c))
     }
 
     /// Keeps the hot state and the stateful sessions in `redis`, shared by the

@@ -231,7 +231,7 @@ impl Core {
             }
         };
         let client = match &id {
-            Some(id) => match self.store.client_by_id(id.as_str()).await {
+            Some(id) => match self.client(id.as_str()).await {
                 Ok(c) => c,
                 Err(e) => {
                     // A failure of ours is no guess.
@@ -271,7 +271,7 @@ impl Core {
                     self.limiter.refund(reservation).await;
                 }
                 Ok(AuthenticatedClient {
-                    client,
+                    client: Arc::unwrap_or_clone(client),
                     method: creds.method,
                 })
             }

@@ -2819,8 +2819,23 @@ async fn a_client_added_or_removed_beside_the_running_server_counts_at_once() {
         .await
         .unwrap();
     store.close().await;
-    let r = app.post_form("/oauth/token", &cc, Some(("late", &secret))).await;
-    assert_eq!(oauth_error(r).await, invalid_client());
+    // A removed client stops authenticating within the server's client cache time
+    // (one second), on every node.
+    let removed_at = std::time::Instant::now();
+    loop {
+        let r = app.post_form("/oauth/token", &cc, Some(("late", &secret))).await;
+        if r.status() == StatusCode::UNAUTHORIZED {
+            assert_eq!(oauth_error(r).await, invalid_client());
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(
+            removed_at.elapsed() < tessera_server::flows::CLIENT_CACHE_FOR * 3,
+            "a removed client still authenticates after {:?}",
+            removed_at.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
