@@ -4,19 +4,39 @@
 //! tessera-loadgen get URL [--header 'Name: value']... [--connections N] [--seconds S]
 //! tessera-loadgen refresh BASE_URL [--connections N] [--seconds S]
 //! tessera-loadgen login BASE_URL [--connections N] [--seconds S]
+//! tessera-loadgen form URL --body 'a=b&c=d' [--basic ID:SECRET] [--expect FIELD]
+//!                 [--header 'Name: value']... [--connections N] [--seconds S]
+//! tessera-loadgen codeflow BASE_URL --basic ID:SECRET --redirect-uri URI [--scope S]
+//!                 [--flows N]
 //! tessera-loadgen argon2 [--m KIB] [--t N] [--p N] [--iterations N]
 //! ```
 //!
 //! Each prints one JSON object. `refresh` gives every connection its own login session
 //! and spends, on each request, the refresh token that the previous answer gave: a
 //! refresh that reused a token would measure nothing.
+//!
+//! `form` POSTs the same `application/x-www-form-urlencoded` body again and again
+//! (with HTTP Basic client authentication if `--basic`); an answer counts as done only
+//! if it is a 200 whose JSON object has `FIELD` (with `--expect`) set to something
+//! other than null, false or "": every other answer is an error.
+//!
+//! `codeflow` runs whole authorization code flows one after another, each as a new
+//! browser would: a fresh connection and an empty cookie jar, `GET /oauth/authorize`
+//! (PKCE S256), the login page's form (its hidden `csrf_token` read from the page),
+//! the consent page's "Allow", the redirect with the code, then the client's
+//! `POST /oauth/token` on a connection of its own. Each flow signs in a user of its
+//! own, registered before the clock starts, so that consent is asked every time (it
+//! is remembered per user and client). It prints the latency of the whole flow and
+//! of each step.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::HeaderMap;
 use hyper::Request;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -43,7 +63,14 @@ fn main() {
             eprintln!("tessera-loadgen: {e}");
             std::process::exit(2)
         });
-    match rt.block_on(run(&opts)) {
+    let work = async {
+        if opts.command == "codeflow" {
+            codeflow(&opts).await
+        } else {
+            run(&opts).await
+        }
+    };
+    match rt.block_on(work) {
         Ok(v) => println!("{v}"),
         Err(e) => {
             eprintln!("tessera-loadgen: {e}");
@@ -63,6 +90,12 @@ struct Opts {
     t: u32,
     p: u32,
     iterations: u32,
+    body: String,
+    expect: Option<String>,
+    basic: Option<(String, String)>,
+    redirect_uri: String,
+    scope: String,
+    flows: usize,
 }
 
 impl Opts {
@@ -82,6 +115,12 @@ impl Opts {
             t: defaults.argon2_iterations,
             p: defaults.argon2_parallelism,
             iterations: 10,
+            body: String::new(),
+            expect: None,
+            basic: None,
+            redirect_uri: String::new(),
+            scope: "openid".into(),
+            flows: 50,
         };
         while let Some(a) = it.next() {
             let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -100,12 +139,33 @@ impl Opts {
                 "--t" => o.t = val()?.parse().map_err(|_| "bad --t")?,
                 "--p" => o.p = val()?.parse().map_err(|_| "bad --p")?,
                 "--iterations" => o.iterations = val()?.parse().map_err(|_| "bad --iterations")?,
+                "--body" => o.body = val()?,
+                "--expect" => o.expect = Some(val()?),
+                "--basic" => {
+                    let b = val()?;
+                    let (id, secret) = b.split_once(':').ok_or("--basic is ID:SECRET")?;
+                    o.basic = Some((id.to_owned(), secret.to_owned()));
+                }
+                "--redirect-uri" => o.redirect_uri = val()?,
+                "--scope" => o.scope = val()?,
+                "--flows" => o.flows = val()?.parse().map_err(|_| "bad --flows")?,
                 url if !url.starts_with("--") && o.url.is_empty() => o.url = url.to_owned(),
                 other => return Err(format!("unknown argument {other}")),
             }
         }
         if o.command != "argon2" && o.url.is_empty() {
             return Err("a URL is required".into());
+        }
+        if o.command == "codeflow" && (o.basic.is_none() || o.redirect_uri.is_empty()) {
+            return Err("codeflow needs --basic ID:SECRET and --redirect-uri".into());
+        }
+        if let Some((id, secret)) = &o.basic {
+            // RFC 6749 §2.3.1: each form-urlencoded, then joined by a colon.
+            let enc = |x: &str| form_urlencoded::byte_serialize(x.as_bytes()).collect::<String>();
+            let creds = format!("{}:{}", enc(id), enc(secret));
+            let b64 = base64::engine::general_purpose::STANDARD.encode(creds);
+            o.headers
+                .push(("authorization".into(), format!("Basic {b64}")));
         }
         Ok(o)
     }
@@ -150,6 +210,20 @@ impl Conn {
         headers: &[(String, String)],
         body: Option<&Value>,
     ) -> Result<(u16, Bytes), String> {
+        let body = body.map(|b| ("application/json", Bytes::from(b.to_string())));
+        let (status, _, bytes) = self.exchange(method, path, headers, body).await?;
+        Ok((status, bytes))
+    }
+
+    /// One request with a body of the given content type, if any; the answer's
+    /// status, headers and body.
+    async fn exchange(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Option<(&str, Bytes)>,
+    ) -> Result<(u16, HeaderMap, Bytes), String> {
         self.sender.ready().await.map_err(|e| e.to_string())?;
         let mut req = Request::builder()
             .method(method)
@@ -159,9 +233,9 @@ impl Conn {
             req = req.header(n, v);
         }
         let body = match body {
-            Some(b) => {
-                req = req.header("content-type", "application/json");
-                Bytes::from(b.to_string())
+            Some((content_type, b)) => {
+                req = req.header("content-type", content_type);
+                b
             }
             None => Bytes::new(),
         };
@@ -172,13 +246,9 @@ impl Conn {
             .await
             .map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok((status, bytes))
+        let (parts, body) = resp.into_parts();
+        let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok((status, parts.headers, bytes))
     }
 }
 
@@ -215,6 +285,8 @@ async fn run(o: &Opts) -> Result<Value, String> {
             user.clone(),
         );
         let command = o.command.clone();
+        let form_body = Bytes::from(o.body.clone());
+        let expect = o.expect.clone();
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(&host, addr).await?;
             let mut tally = Tally::default();
@@ -233,6 +305,10 @@ async fn run(o: &Opts) -> Result<Value, String> {
                 let started = Instant::now();
                 let result = match command.as_str() {
                     "get" => conn.send("GET", &path, &headers, None).await,
+                    "form" => conn
+                        .exchange("POST", &path, &headers, Some((FORM, form_body.clone())))
+                        .await
+                        .map(|(status, _, body)| (status, body)),
                     "login" => {
                         conn.send(
                             "POST",
@@ -255,6 +331,12 @@ async fn run(o: &Opts) -> Result<Value, String> {
                     other => return Err(format!("unknown command {other}")),
                 };
                 let elapsed = started.elapsed();
+                let result = match (result, &expect) {
+                    // An answer without the expected field is a failure like a 4xx.
+                    (Ok((200, body)), Some(field)) if !has_field(&body, field) => Ok((0, body)),
+                    (Ok((status, _)), Some(_)) if status != 200 => Ok((0, Bytes::new())),
+                    (other, _) => other,
+                };
                 match result {
                     Ok((status, body)) if (200..300).contains(&status) => {
                         if command == "refresh" {
@@ -306,6 +388,21 @@ async fn run(o: &Opts) -> Result<Value, String> {
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
     }))
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Whether a JSON object answer has `field` set to something other than null,
+/// false or "".
+fn has_field(body: &[u8], field: &str) -> bool {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    match v.get(field) {
+        None | Some(Value::Null | Value::Bool(false)) => false,
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(_) => true,
+    }
 }
 
 fn token_of(body: &[u8]) -> Result<String, String> {
@@ -370,4 +467,230 @@ fn argon2_bound(o: &Opts) -> Value {
         "cores": cores,
         "bound_per_s": cores as f64 / fastest,
     })
+}
+
+/// A browser's cookies for one host: name and value, as the last `Set-Cookie` left
+/// them (a cookie set empty or with `Max-Age=0` goes).
+#[derive(Default)]
+struct Jar(Vec<(String, String)>);
+
+impl Jar {
+    fn take(&mut self, headers: &HeaderMap) {
+        for v in headers.get_all(hyper::header::SET_COOKIE) {
+            let Ok(v) = v.to_str() else { continue };
+            let mut parts = v.split(';');
+            let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            let (name, value) = (name.trim(), value.trim());
+            let expired = parts.any(|a| a.trim().eq_ignore_ascii_case("max-age=0"));
+            self.0.retain(|(n, _)| n != name);
+            if !expired && !value.is_empty() {
+                self.0.push((name.to_owned(), value.to_owned()));
+            }
+        }
+    }
+
+    /// The `Cookie` header to send, if any.
+    fn header(&self) -> Option<(String, String)> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let v: Vec<String> = self.0.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        Some(("cookie".into(), v.join("; ")))
+    }
+}
+
+/// The value of the page's hidden `csrf_token` field.
+fn csrf_of(page: &[u8]) -> Result<String, String> {
+    let page = std::str::from_utf8(page).map_err(|e| e.to_string())?;
+    let marker = r#"name="csrf_token" value=""#;
+    let at = page
+        .find(marker)
+        .ok_or("the page has no csrf_token field")?
+        + marker.len();
+    let end = page[at..]
+        .find('"')
+        .ok_or("the csrf_token field is not closed")?;
+    Ok(page[at..at + end].to_owned())
+}
+
+fn form(pairs: &[(&str, &str)]) -> Bytes {
+    let mut f = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        f.append_pair(k, v);
+    }
+    Bytes::from(f.finish())
+}
+
+/// Milliseconds of each step of one flow: authorize, login, consent, token, and the
+/// whole.
+type FlowTimes = [f64; 5];
+
+/// One whole authorization code flow for `user`, as a new browser and the client's
+/// back end run it.
+async fn one_flow(
+    o: &Opts,
+    host: &str,
+    addr: SocketAddr,
+    base: &str,
+    user: &str,
+    password: &str,
+) -> Result<FlowTimes, String> {
+    let client_id = &o.basic.as_ref().ok_or("--basic is required")?.0;
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+    let verifier = tessera_server::crypto::random_token().map_err(|e| e.to_string())?;
+    let state = tessera_server::crypto::random_id().map_err(|e| e.to_string())?;
+    let challenge = tessera_server::crypto::pkce_s256(&verifier);
+    let mut times = [0.0; 5];
+    let started = Instant::now();
+
+    // The browser: a connection and a cookie jar of its own.
+    let mut browser = Conn::open(host, addr).await?;
+    let mut jar = Jar::default();
+    let t = Instant::now();
+    let query = form(&[
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", &o.redirect_uri),
+        ("scope", &o.scope),
+        ("state", &state),
+        ("nonce", &state),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+    ]);
+    let path = format!(
+        "{base}/oauth/authorize?{}",
+        std::str::from_utf8(&query).map_err(|e| e.to_string())?
+    );
+    let (status, headers, page) = browser.exchange("GET", &path, &[], None).await?;
+    if status != 200 {
+        return Err(format!("authorize answered {status}"));
+    }
+    jar.take(&headers);
+    let csrf = csrf_of(&page)?;
+    times[0] = ms(t);
+
+    let t = Instant::now();
+    let cookies: Vec<_> = jar.header().into_iter().collect();
+    let body = form(&[
+        ("csrf_token", &csrf),
+        ("username", user),
+        ("password", password),
+    ]);
+    let (status, headers, page) = browser
+        .exchange(
+            "POST",
+            &format!("{base}/oauth/authorize/login"),
+            &cookies,
+            Some((FORM, body)),
+        )
+        .await?;
+    if status != 200 || !page.windows(15).any(|w| w == br#"name="decision""#) {
+        return Err(format!("the login answered {status}, not the consent page"));
+    }
+    jar.take(&headers);
+    let csrf = csrf_of(&page)?;
+    times[1] = ms(t);
+
+    let t = Instant::now();
+    let cookies: Vec<_> = jar.header().into_iter().collect();
+    let body = form(&[("csrf_token", &csrf), ("decision", "allow")]);
+    let (status, headers, _) = browser
+        .exchange(
+            "POST",
+            &format!("{base}/oauth/authorize/consent"),
+            &cookies,
+            Some((FORM, body)),
+        )
+        .await?;
+    let location = headers
+        .get(hyper::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if status != 303 || !location.starts_with(&o.redirect_uri) {
+        return Err(format!(
+            "the consent answered {status}, not a redirect to the client"
+        ));
+    }
+    let query = location.split_once('?').map_or("", |(_, q)| q);
+    let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if get("state") != Some(state.as_str()) {
+        return Err("the redirect does not carry the state".into());
+    }
+    let code = get("code")
+        .ok_or("the redirect carries no code")?
+        .to_owned();
+    times[2] = ms(t);
+
+    // The client's back end: a connection of its own.
+    let t = Instant::now();
+    let mut client = Conn::open(host, addr).await?;
+    let body = form(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", &o.redirect_uri),
+        ("code_verifier", &verifier),
+    ]);
+    let (status, _, answer) = client
+        .exchange(
+            "POST",
+            &format!("{base}/oauth/token"),
+            &o.headers,
+            Some((FORM, body)),
+        )
+        .await?;
+    if status != 200 || !has_field(&answer, "access_token") {
+        return Err(format!("the token endpoint answered {status}"));
+    }
+    times[3] = ms(t);
+    times[4] = ms(started);
+    Ok(times)
+}
+
+/// `codeflow`: `--flows` whole flows one after another (see the crate docs).
+async fn codeflow(o: &Opts) -> Result<Value, String> {
+    let (host, addr, path) = split_url(&o.url)?;
+    let base = path.trim_end_matches('/').to_owned();
+    let password = "correct horse battery staple";
+    // A user per flow, so that every flow asks for consent; registered before the
+    // clock starts.
+    let users: Vec<String> = (0..o.flows)
+        .map(|i| format!("flow{}x{i}", std::process::id()))
+        .collect();
+    let mut c = Conn::open(&host, addr).await?;
+    for u in &users {
+        let body = json!({"username": u, "password": password});
+        let (status, _) = c
+            .send("POST", &format!("{base}/auth/register"), &[], Some(&body))
+            .await?;
+        if status != 201 {
+            return Err(format!("register answered {status}"));
+        }
+    }
+    drop(c);
+    let mut flows = Vec::with_capacity(o.flows);
+    for u in &users {
+        flows.push(one_flow(o, &host, addr, &base, u, password).await?);
+    }
+    let stats = |i: usize| {
+        let mut v: Vec<f64> = flows.iter().map(|f| f[i]).collect();
+        v.sort_by(f64::total_cmp);
+        let at = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
+        json!({"p50_ms": at(0.5), "p95_ms": at(0.95), "max_ms": v[v.len() - 1], "min_ms": v[0]})
+    };
+    Ok(json!({
+        "scenario": "codeflow",
+        "url": o.url,
+        "flows": flows.len(),
+        "scope": o.scope,
+        "whole": stats(4),
+        "authorize": stats(0),
+        "login": stats(1),
+        "consent": stats(2),
+        "token": stats(3),
+    }))
 }
