@@ -300,7 +300,7 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
         if !form_content_type(req.headers()) {
             return Err(ApiError::invalid_request(
-                "the body must be application/x-www-form-urlencoded (RFC 6749 section 3.2), not JSON",
+                "the body must be application/x-www-form-urlencoded (RFC 6749 section 3.2)",
             ));
         }
         let bytes = read_body(req).await?;

@@ -379,8 +379,14 @@ impl Core {
                 asked
             }
         };
-        let now = self.now();
         let scope = granted.to_string();
+        if scope.is_empty() {
+            // RFC 6749 §3.3: no default to grant, so the request fails.
+            return Err(OAuthError::InvalidScope(
+                "this client has no scope a client acting for itself can be granted".into(),
+            ));
+        }
+        let now = self.now();
         let claims = AccessClaims::client(self.token_issue(now)?, &c.client.id, &scope);
         let access_token =
             tokens::mint(&self.keys, &claims).map_err(|e| OAuthError::Internal(e.to_string()))?;

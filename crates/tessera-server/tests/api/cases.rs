@@ -2322,6 +2322,17 @@ async fn token_endpoint_refusals_carry_the_rfc_6749_codes() {
         app.post_form("/oauth/token", params, basic)
     };
 
+    // A client whose only scopes are about users has none to be granted for itself:
+    // invalid_scope (RFC 6749 §3.3), not a token with an empty scope.
+    let users_only = add_client(&app, "users-only", true, &["openid", "profile"], &[])
+        .await
+        .unwrap();
+    let r = app
+        .post_form("/oauth/token", &cc, Some(("users-only", &users_only)))
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(oauth_error(r).await.1, "invalid_scope");
+
     // Client authentication: 401 invalid_client with a Basic challenge, whichever way.
     let wrong = Some(("svc", "not-the-secret"));
     assert_eq!(
