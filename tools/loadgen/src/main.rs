@@ -1,11 +1,11 @@
 //! A loopback load generator for the server benchmarks in docs/benchmarks.md.
 //!
 //! ```text
-//! tessera-loadgen get URL [--header 'Name: value']... [--connections N] [--seconds S]
-//! tessera-loadgen refresh BASE_URL [--connections N] [--seconds S]
-//! tessera-loadgen login BASE_URL [--connections N] [--seconds S]
-//! tessera-loadgen form URL --body 'a=b&c=d' [--basic ID:SECRET] [--expect FIELD]
-//!                 [--header 'Name: value']... [--connections N] [--seconds S]
+//! tessera-loadgen get URL... [--header 'Name: value']... [--connections N] [--seconds S] [--cpu NAME=PID,...]...
+//! tessera-loadgen refresh BASE_URL... [--connections N] [--seconds S] [--cpu NAME=PID,...]...
+//! tessera-loadgen login BASE_URL... [--connections N] [--seconds S] [--cpu NAME=PID,...]...
+//! tessera-loadgen form URL... --body 'a=b&c=d' [--basic ID:SECRET] [--expect FIELD]
+//!                 [--header 'Name: value']... [--connections N] [--seconds S] [--cpu NAME=PID,...]...
 //! tessera-loadgen codeflow BASE_URL --basic ID:SECRET --redirect-uri URI [--scope S]
 //!                 [--flows N]
 //! tessera-loadgen argon2 [--m KIB] [--t N] [--p N] [--iterations N]
@@ -28,9 +28,24 @@
 //! own, registered before the clock starts, so that consent is asked every time (it
 //! is remembered per user and client). It prints the latency of the whole flow and
 //! of each step.
+//!
+//! With `--cpu NAME=PID,...` (Linux; repeatable), the JSON also holds `cpu`: the CPU
+//! seconds, over the measured window, of each named group of processes (`NAME_s`),
+//! of every process named `postgres` on the machine (`postgres_all_s`), of the load
+//! generator itself (`loadgen_s`), and of the whole machine (`busy_s`,
+//! `busy_of_cores`).
+//!
+//! Connections open (and, for `refresh`, log in) before the clock starts.
+//!
+//! Given several URLs (nodes of one deployment), connection `i` goes to URL
+//! `i mod n`, as a load balancer that spreads connections round-robin would send it;
+//! the user is registered on the first. Connections are kept alive, so each one's
+//! requests all go to its node.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -44,6 +59,7 @@ use serde_json::{Value, json};
 use tessera_server::domain::Password;
 use tessera_server::password::Hasher;
 use tokio::net::TcpStream;
+use tokio::sync::Barrier;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -81,7 +97,7 @@ fn main() {
 
 struct Opts {
     command: String,
-    url: String,
+    urls: Vec<String>,
     headers: Vec<(String, String)>,
     connections: usize,
     seconds: f64,
@@ -96,6 +112,7 @@ struct Opts {
     redirect_uri: String,
     scope: String,
     flows: usize,
+    cpu_groups: Vec<(String, Vec<u32>)>,
 }
 
 impl Opts {
@@ -105,7 +122,7 @@ impl Opts {
         let defaults = tessera_server::Config::default();
         let mut o = Opts {
             command,
-            url: String::new(),
+            urls: Vec::new(),
             headers: Vec::new(),
             connections: 32,
             seconds: 10.0,
@@ -121,6 +138,7 @@ impl Opts {
             redirect_uri: String::new(),
             scope: "openid".into(),
             flows: 50,
+            cpu_groups: Vec::new(),
         };
         while let Some(a) = it.next() {
             let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -149,11 +167,21 @@ impl Opts {
                 "--redirect-uri" => o.redirect_uri = val()?,
                 "--scope" => o.scope = val()?,
                 "--flows" => o.flows = val()?.parse().map_err(|_| "bad --flows")?,
-                url if !url.starts_with("--") && o.url.is_empty() => o.url = url.to_owned(),
+                "--cpu" => {
+                    let group = val()?;
+                    let (name, pids) = group.split_once('=').ok_or("--cpu is NAME=PID,...")?;
+                    let pids = pids
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(|p| p.trim().parse().map_err(|_| "bad --cpu"))
+                        .collect::<Result<_, _>>()?;
+                    o.cpu_groups.push((name.to_owned(), pids));
+                }
+                url if !url.starts_with("--") => o.urls.push(url.to_owned()),
                 other => return Err(format!("unknown argument {other}")),
             }
         }
-        if o.command != "argon2" && o.url.is_empty() {
+        if o.command != "argon2" && o.urls.is_empty() {
             return Err("a URL is required".into());
         }
         if o.command == "codeflow" && (o.basic.is_none() || o.redirect_uri.is_empty()) {
@@ -260,12 +288,18 @@ struct Tally {
 }
 
 async fn run(o: &Opts) -> Result<Value, String> {
-    let (host, addr, path) = split_url(&o.url)?;
-    let base = path.trim_end_matches('/').to_owned();
+    let targets = o
+        .urls
+        .iter()
+        .map(|u| split_url(u))
+        .collect::<Result<Vec<_>, _>>()?;
     let user = format!("bench{}", std::process::id());
     let password = "correct horse battery staple";
     if o.command == "refresh" || o.command == "login" {
-        let mut c = Conn::open(&host, addr).await?;
+        // Opts::parse refused an empty list of URLs.
+        let (host, addr, path) = &targets[0];
+        let base = path.trim_end_matches('/');
+        let mut c = Conn::open(host, *addr).await?;
         let body = json!({"username": user, "password": password});
         let (status, _) = c
             .send("POST", &format!("{base}/auth/register"), &[], Some(&body))
@@ -274,33 +308,41 @@ async fn run(o: &Opts) -> Result<Value, String> {
             return Err(format!("register answered {status}"));
         }
     }
-    let deadline = Instant::now() + Duration::from_secs_f64(o.seconds);
+    // Every connection opens (and, for refresh, logs in) before the clock starts:
+    // the window holds only the requests it measures.
+    let ready = Arc::new(Barrier::new(o.connections + 1));
+    let window = Duration::from_secs_f64(o.seconds);
     let mut tasks = Vec::new();
-    for _ in 0..o.connections {
-        let (host, path, base, headers, user) = (
-            host.clone(),
-            path.clone(),
-            base.clone(),
-            o.headers.clone(),
-            user.clone(),
-        );
+    for i in 0..o.connections {
+        let (host, addr, path) = targets[i % targets.len()].clone();
+        let base = path.trim_end_matches('/').to_owned();
+        let (headers, user) = (o.headers.clone(), user.clone());
         let command = o.command.clone();
         let form_body = Bytes::from(o.body.clone());
         let expect = o.expect.clone();
+        let ready = Arc::clone(&ready);
         tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::open(&host, addr).await?;
-            let mut tally = Tally::default();
             let creds = json!({"username": user, "password": password});
-            let mut refresh_token = String::new();
-            if command == "refresh" {
-                let (status, body) = conn
-                    .send("POST", &format!("{base}/auth/login"), &[], Some(&creds))
-                    .await?;
-                if status != 200 {
-                    return Err(format!("login answered {status}"));
+            let setup = async {
+                let mut conn = Conn::open(&host, addr).await?;
+                let mut refresh_token = String::new();
+                if command == "refresh" {
+                    let (status, body) = conn
+                        .send("POST", &format!("{base}/auth/login"), &[], Some(&creds))
+                        .await?;
+                    if status != 200 {
+                        return Err(format!("login answered {status}"));
+                    }
+                    refresh_token = token_of(&body)?;
                 }
-                refresh_token = token_of(&body)?;
+                Ok::<_, String>((conn, refresh_token))
             }
+            .await;
+            // Waited for even after a failed setup, so that the others are not held.
+            ready.wait().await;
+            let (mut conn, mut refresh_token) = setup?;
+            let deadline = Instant::now() + window;
+            let mut tally = Tally::default();
             while Instant::now() < deadline {
                 let started = Instant::now();
                 let result = match command.as_str() {
@@ -359,6 +401,9 @@ async fn run(o: &Opts) -> Result<Value, String> {
             Ok::<Tally, String>(tally)
         }));
     }
+    ready.wait().await;
+    let measure_cpu = !o.cpu_groups.is_empty();
+    let cpu_before = measure_cpu.then(|| CpuSnapshot::take(&o.cpu_groups));
     let started = Instant::now();
     let mut total = Tally::default();
     for t in tasks {
@@ -368,6 +413,10 @@ async fn run(o: &Opts) -> Result<Value, String> {
         total.latencies_us.extend(tally.latencies_us);
     }
     let seconds = started.elapsed().as_secs_f64().max(o.seconds);
+    let cpu = match cpu_before {
+        Some(before) => CpuSnapshot::take(&o.cpu_groups).since(&before, seconds),
+        None => Value::Null,
+    };
     total.latencies_us.sort_unstable();
     let pct = |p: f64| -> f64 {
         let v = &total.latencies_us;
@@ -379,7 +428,7 @@ async fn run(o: &Opts) -> Result<Value, String> {
     };
     Ok(json!({
         "scenario": o.command,
-        "url": o.url,
+        "url": o.urls.join(" "),
         "connections": o.connections,
         "seconds": seconds,
         "requests": total.ok,
@@ -387,6 +436,7 @@ async fn run(o: &Opts) -> Result<Value, String> {
         "rps": total.ok as f64 / seconds,
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
+        "cpu": cpu,
     }))
 }
 
@@ -403,6 +453,96 @@ fn has_field(body: &[u8], field: &str) -> bool {
         Some(Value::String(s)) => !s.is_empty(),
         Some(_) => true,
     }
+}
+
+/// CPU time so far, in clock ticks, from /proc (Linux): of each named group of
+/// processes (all their threads), of every process named `postgres` (the database's
+/// backends on this machine, whoever they serve), of this load generator, and the
+/// machine's busy time over all cores. A process that ended counts 0.
+struct CpuSnapshot {
+    groups: Vec<(String, u64)>,
+    postgres_all: u64,
+    own: u64,
+    /// The machine's `/proc/stat` line: user nice system idle iowait irq softirq steal.
+    machine: [u64; 8],
+}
+
+impl CpuSnapshot {
+    fn take(groups: &[(String, Vec<u32>)]) -> Self {
+        let mut postgres_all = 0;
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            for entry in dir.flatten() {
+                let path = entry.path();
+                let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+                if comm.trim_end() == "postgres" {
+                    postgres_all += process_ticks(&path);
+                }
+            }
+        }
+        let mut machine = [0; 8];
+        if let Ok(stat) = std::fs::read_to_string("/proc/stat") {
+            let fields = stat.lines().next().unwrap_or("").split_whitespace().skip(1);
+            for (m, f) in machine.iter_mut().zip(fields) {
+                *m = f.parse().unwrap_or(0);
+            }
+        }
+        let groups = groups
+            .iter()
+            .map(|(name, pids)| {
+                let ticks = pids
+                    .iter()
+                    .map(|p| process_ticks(Path::new(&format!("/proc/{p}"))))
+                    .sum();
+                (name.clone(), ticks)
+            })
+            .collect();
+        Self {
+            groups,
+            postgres_all,
+            own: process_ticks(Path::new("/proc/self")),
+            machine,
+        }
+    }
+
+    /// Seconds of CPU between `before` and now, and how busy the cores were. `busy_s`
+    /// is user, nice, system, irq and softirq time (not idle, iowait, or steal: time
+    /// the hypervisor gave to another guest); `irq_s` is the irq and softirq part of
+    /// it (the loopback's packets are mostly handled there, and not counted to any
+    /// process).
+    fn since(&self, before: &Self, wall: f64) -> Value {
+        // USER_HZ is 100 on every Linux architecture that this runs on.
+        let secs = |a: u64, b: u64| a.saturating_sub(b) as f64 / 100.0;
+        let field = |i: usize| secs(self.machine[i], before.machine[i]);
+        let busy = [0, 1, 2, 5, 6].iter().map(|&i| field(i)).sum::<f64>();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut v = json!({
+            "postgres_all_s": secs(self.postgres_all, before.postgres_all),
+            "loadgen_s": secs(self.own, before.own),
+            "busy_s": busy,
+            "irq_s": field(5) + field(6),
+            "steal_s": field(7),
+            "busy_of_cores": busy / (wall * cores as f64),
+        });
+        for ((name, now), (_, then)) in self.groups.iter().zip(&before.groups) {
+            v[format!("{name}_s")] = json!(secs(*now, *then));
+        }
+        v
+    }
+}
+
+/// utime + stime of a process (every thread), in clock ticks; 0 if it is gone.
+fn process_ticks(proc_dir: &Path) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) else {
+        return 0;
+    };
+    // The command name may hold spaces and parentheses: the fields follow the last ')'.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of proc(5), counted from the state (field 3) here.
+    let field = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
 }
 
 fn token_of(body: &[u8]) -> Result<String, String> {
@@ -653,7 +793,8 @@ async fn one_flow(
 
 /// `codeflow`: `--flows` whole flows one after another (see the crate docs).
 async fn codeflow(o: &Opts) -> Result<Value, String> {
-    let (host, addr, path) = split_url(&o.url)?;
+    // Opts::parse refused an empty list of URLs; a flow runs on the first.
+    let (host, addr, path) = split_url(&o.urls[0])?;
     let base = path.trim_end_matches('/').to_owned();
     let password = "correct horse battery staple";
     // A user per flow, so that every flow asks for consent; registered before the
@@ -684,7 +825,7 @@ async fn codeflow(o: &Opts) -> Result<Value, String> {
     };
     Ok(json!({
         "scenario": "codeflow",
-        "url": o.url,
+        "url": o.urls[0],
         "flows": flows.len(),
         "scope": o.scope,
         "whole": stats(4),
